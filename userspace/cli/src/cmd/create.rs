@@ -1,0 +1,73 @@
+//! `httpblk create SOURCE OUTDIR`: make an image (or add one to an existing store).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use httpblk_core::codec::Codec;
+use httpblk_core::create::{self, Created, Options};
+use httpblk_core::digest::HashAlg;
+
+use crate::progress;
+
+/// Cut a file or block device into compressed, content-named blocks plus an index.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image: a regular file or a block device (size a multiple of 512).
+    source: PathBuf,
+    /// The store directory; may already hold other images' blocks.
+    outdir: PathBuf,
+    /// Block size in bytes: a power of two from 4096 to 4194304.
+    #[arg(long, default_value_t = 256 * 1024)]
+    block_size: u64,
+    /// Codec: lzo, lz4, zstd, zlib or none.
+    #[arg(long, default_value = "lz4")]
+    codec: String,
+    /// Block digest: sha256 or md5.
+    #[arg(long, default_value = "sha256")]
+    hash: String,
+    /// Index name (OUTDIR/NAME.hbi); defaults to the source's file name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let name = match a.name {
+        Some(n) => n,
+        None => a
+            .source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into()),
+    };
+    if name.is_empty() || name.contains('/') {
+        anyhow::bail!("index name '{name}' must be non-empty and contain no '/'");
+    }
+    let opts = Options {
+        block_shift: Options::block_shift_of(a.block_size)?,
+        codec: Codec::from_name(&a.codec)?,
+        hash: HashAlg::from_name(&a.hash)?,
+        name,
+    };
+    let size = create::source_size(&a.source)?;
+    let pb = progress::bar(size, "create");
+    let started = std::time::Instant::now();
+    let c = create::create(&a.source, &a.outdir, &opts, &|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    print_report(&c, started.elapsed());
+    Ok(0)
+}
+
+pub fn print_report(c: &Created, took: std::time::Duration) {
+    let s = &c.stats;
+    println!("index          {}", c.index_path.display());
+    println!("index sha256   {}", c.index_sha256);
+    println!("image size     {} bytes, block size {}", c.index.image_size, c.index.block_size());
+    println!(
+        "blocks         {} total, {} unique, {} zero, {} already stored",
+        s.blocks, s.unique, s.zero, s.already_stored
+    );
+    println!("bytes          {} in, {} stored, {} written now", s.bytes_in, s.unique_stored_bytes, s.bytes_written);
+    println!("dedupe ratio   {:.3}", s.dedupe_ratio());
+    println!("compression    {:.3}", s.compression_ratio());
+    println!("took           {:.2} s ({:.1} MB/s)", took.as_secs_f64(), s.bytes_in as f64 / 1e6 / took.as_secs_f64());
+}

@@ -1,0 +1,56 @@
+//! `httpblk import-cloop FILE OUTDIR`: convert a cloop image (V2 to V4).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use httpblk_core::cloop::Cloop;
+use httpblk_core::codec::Codec;
+use httpblk_core::create::{self, Options};
+use httpblk_core::digest::HashAlg;
+
+use crate::progress;
+
+/// Convert a cloop image into an httpblk image in OUTDIR.
+#[derive(clap::Args)]
+pub struct Args {
+    file: PathBuf,
+    outdir: PathBuf,
+    /// Block size of the new image (defaults to the cloop block size when it is a valid one).
+    #[arg(long)]
+    block_size: Option<u64>,
+    #[arg(long, default_value = "lz4")]
+    codec: String,
+    #[arg(long, default_value = "sha256")]
+    hash: String,
+    /// Index name; defaults to the cloop file's name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let cloop = Cloop::open(&a.file)?;
+    let block_size = a.block_size.unwrap_or(if Options::block_shift_of(cloop.block_size as u64).is_ok() {
+        cloop.block_size as u64
+    } else {
+        256 * 1024
+    });
+    let name = a.name.unwrap_or_else(|| a.file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+    let opts = Options {
+        block_shift: Options::block_shift_of(block_size)?,
+        codec: Codec::from_name(&a.codec)?,
+        hash: HashAlg::from_name(&a.hash)?,
+        name,
+    };
+    eprintln!(
+        "cloop V{}: {} bytes in blocks of {}",
+        cloop.version, cloop.size, cloop.block_size
+    );
+    let size = cloop.httpblk_size();
+    let pb = progress::bar(size, "import");
+    let started = std::time::Instant::now();
+    let what = a.file.display().to_string();
+    let c = create::create_from(Box::new(cloop.reader()), &what, size, &a.outdir, &opts, &|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    super::create::print_report(&c, started.elapsed());
+    Ok(0)
+}

@@ -1,0 +1,27 @@
+//! `httpblk serve DIR --listen ADDR`: a static HTTP server for a store.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// Serve a store directory over HTTP/1.1 (GET, HEAD, Range, keep-alive).
+#[derive(clap::Args)]
+pub struct Args {
+    dir: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8080 or [::1]:8080.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    anyhow::ensure!(a.dir.is_dir(), "{}: not a directory", a.dir.display());
+    super::runtime().block_on(async {
+        let listener = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("listen on {}", a.listen))?;
+        tracing::info!("serving {} on http://{}", a.dir.display(), listener.local_addr()?);
+        tokio::select! {
+            r = httpblk_core::serve::serve(a.dir, listener) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(0)
+    })
+}

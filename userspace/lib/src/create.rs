@@ -1,0 +1,206 @@
+//! `create`: cut a source into blocks, hash, dedupe, compress on all cores, write the store.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+
+use crate::block;
+use crate::codec::Codec;
+use crate::digest::{sha256_hex, BlockDigest, HashAlg};
+use crate::error::IoContext;
+use crate::index::{block_count, Entry, Index};
+use crate::store::{block_rel_path, replace_file, write_new_file, INDEX_SUFFIX};
+use crate::uapi::{MAX_BLOCKS, MAX_BLOCK_SHIFT, MIN_BLOCK_SHIFT};
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub block_shift: u8,
+    pub codec: Codec,
+    pub hash: HashAlg,
+    /// Index name: the index is written to `OUTDIR/NAME.hbi`.
+    pub name: String,
+}
+
+impl Options {
+    /// Checks a block size in bytes and returns its shift.
+    pub fn block_shift_of(size: u64) -> Result<u8> {
+        if !size.is_power_of_two() || !(MIN_BLOCK_SHIFT..=MAX_BLOCK_SHIFT).contains(&(size.trailing_zeros() as u8)) {
+            return Err(Error::Invalid(format!("block size {size} must be a power of two from 4 KiB to 4 MiB")));
+        }
+        Ok(size.trailing_zeros() as u8)
+    }
+}
+
+/// What `create` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub blocks: u64,
+    /// Distinct non-zero blocks in this image.
+    pub unique: u64,
+    pub zero: u64,
+    /// Unique blocks that the store already held.
+    pub already_stored: u64,
+    pub bytes_in: u64,
+    /// Raw bytes of the unique blocks.
+    pub unique_raw_bytes: u64,
+    /// Stored bytes of the unique blocks.
+    pub unique_stored_bytes: u64,
+    /// Bytes this run wrote to the store.
+    pub bytes_written: u64,
+}
+
+impl Stats {
+    /// Non-zero blocks per unique block.
+    pub fn dedupe_ratio(&self) -> f64 {
+        (self.blocks - self.zero) as f64 / self.unique.max(1) as f64
+    }
+
+    /// Raw bytes per stored byte, over the unique blocks.
+    pub fn compression_ratio(&self) -> f64 {
+        self.unique_raw_bytes as f64 / self.unique_stored_bytes.max(1) as f64
+    }
+}
+
+/// The result of `create`.
+pub struct Created {
+    pub index: Index,
+    pub index_path: PathBuf,
+    /// SHA-256 of the index file: the image identity a client pins.
+    pub index_sha256: String,
+    pub stats: Stats,
+}
+
+/// Blocks read and processed together; bounds memory to two batches in flight.
+const BATCH_BYTES: usize = 32 << 20;
+
+/// Size of a source file or block device, checked.
+pub fn source_size(path: &Path) -> Result<u64> {
+    let mut f = File::open(path).at(path)?;
+    let size = f.seek(SeekFrom::End(0)).at(path)?;
+    if size == 0 {
+        return Err(Error::BadSource(format!("{}: empty", path.display())));
+    }
+    if size % 512 != 0 {
+        return Err(Error::BadSource(format!("{}: size {size} is not a multiple of 512", path.display())));
+    }
+    Ok(size)
+}
+
+/// Creates an image of the file or block device `source` in `outdir`.
+/// `progress` is called with bytes processed.
+pub fn create(source: &Path, outdir: &Path, opts: &Options, progress: &(dyn Fn(u64) + Sync)) -> Result<Created> {
+    let image_size = source_size(source)?;
+    let f = File::open(source).at(source)?;
+    create_from(Box::new(f), &source.display().to_string(), image_size, outdir, opts, progress)
+}
+
+/// Creates an image from `image_size` bytes of `input` (named `what` in errors).
+pub fn create_from(
+    mut input: Box<dyn Read + Send>,
+    what: &str,
+    image_size: u64,
+    outdir: &Path,
+    opts: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Created> {
+    let bs = 1usize << opts.block_shift;
+    let count = block_count(image_size, opts.block_shift);
+    if count > MAX_BLOCKS {
+        return Err(Error::BadSource(format!("{count} blocks exceed the limit of {MAX_BLOCKS}: use a larger block size")));
+    }
+    std::fs::create_dir_all(outdir).at(outdir)?;
+    let batch_blocks = (BATCH_BYTES / bs).max(1);
+
+    // A reader thread keeps the next batch coming while this one is compressed.
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>>>(1);
+    let src = PathBuf::from(what);
+    let reader = std::thread::spawn(move || {
+        let mut left = image_size;
+        while left > 0 {
+            let n = left.min((batch_blocks * bs) as u64) as usize;
+            let mut buf = vec![0u8; n];
+            let r = input.read_exact(&mut buf).at(&src).map(|_| buf);
+            let failed = r.is_err();
+            if tx.send(r).is_err() || failed {
+                return;
+            }
+            left -= n as u64;
+        }
+    });
+
+    let mut entries = Vec::with_capacity(count as usize);
+    let mut stats = Stats { blocks: count, bytes_in: image_size, ..Default::default() };
+    // Stored length of every distinct block of the image (0 while its write is pending).
+    let mut known: HashMap<BlockDigest, u32> = HashMap::new();
+    let zero_digest = BlockDigest::from_slice(&[0; 32][..opts.hash.len()]);
+    let mut done = 0u64;
+    for batch in rx {
+        let batch = batch?;
+        let chunks: Vec<&[u8]> = batch.chunks(bs).collect();
+        let digests: Vec<Option<BlockDigest>> = chunks
+            .par_iter()
+            .map(|c| if c.iter().all(|&b| b == 0) { None } else { Some(opts.hash.digest(c)) })
+            .collect();
+        // Decide sequentially which blocks are new, so a duplicate is compressed once.
+        let mut todo = Vec::new();
+        for (i, d) in digests.iter().enumerate() {
+            match d {
+                None => stats.zero += 1,
+                Some(d) if !known.contains_key(d) => {
+                    known.insert(*d, 0);
+                    stats.unique += 1;
+                    stats.unique_raw_bytes += chunks[i].len() as u64;
+                    todo.push(i);
+                }
+                Some(_) => {}
+            }
+        }
+        let written: Vec<Result<(usize, u32, bool)>> = todo
+            .par_iter()
+            .map(|&i| {
+                let d = digests[i].as_ref().unwrap();
+                let path = outdir.join(block_rel_path(d));
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    return Ok((i, meta.len() as u32, false));
+                }
+                let file = block::encode(opts.codec, chunks[i])?;
+                let wrote = write_new_file(&path, &file)?;
+                let len = if wrote { file.len() as u64 } else { std::fs::metadata(&path).at(&path)?.len() };
+                Ok((i, len as u32, wrote))
+            })
+            .collect();
+        for w in written {
+            let (i, len, wrote) = w?;
+            known.insert(digests[i].unwrap(), len);
+            stats.unique_stored_bytes += len as u64;
+            if wrote {
+                stats.bytes_written += len as u64;
+            } else {
+                stats.already_stored += 1;
+            }
+        }
+        for d in &digests {
+            entries.push(match d {
+                None => Entry { digest: zero_digest, stored_len: 0 },
+                Some(d) => Entry { digest: *d, stored_len: known[d] },
+            });
+        }
+        done += batch.len() as u64;
+        progress(done);
+    }
+    reader.join().expect("reader thread panicked");
+    if entries.len() as u64 != count {
+        return Err(Error::BadSource(format!("{what}: shrank while reading")));
+    }
+
+    let index = Index { image_size, block_shift: opts.block_shift, hash: opts.hash, entries };
+    let bytes = index.to_bytes();
+    let index_path = outdir.join(format!("{}{INDEX_SUFFIX}", opts.name));
+    replace_file(&index_path, &bytes)?;
+    Ok(Created { index_sha256: sha256_hex(&bytes), index, index_path, stats })
+}
