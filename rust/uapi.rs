@@ -101,6 +101,8 @@ pub const IOC_LIST: u32 = ioc(IOC_READ | IOC_WRITE, 0x03, size_of::<DeviceList>(
 pub const IOC_WAIT: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<Wait>());
 /// Helper: the completion ring has new entries up to its tail.
 pub const IOC_COMMIT: u32 = ioc(0, 0x05, 0);
+/// Helper: the ring is served; add the disk (partition scanning reads through the ring).
+pub const IOC_START: u32 = ioc(0, 0x06, 0);
 
 /// `IOC_ADD` argument. Inputs are validated by the kernel; outputs are filled on success.
 #[repr(C)]

@@ -43,7 +43,7 @@ if [ ! -f .config.httpblk ]; then
     cp .config .config.httpblk
 fi
 echo "kernel: building $tree on $(nproc) cores (first time only)" >&2
-kmake -j"$(nproc)" bzImage modules_prepare >"$tree/build.log" 2>&1 || {
+kmake -j"$(nproc)" bzImage modules >"$tree/build.log" 2>&1 || {
     tail -40 "$tree/build.log" >&2
     exit 1
 }

@@ -11,9 +11,11 @@ pub mod create;
 pub mod digest;
 pub mod error;
 pub mod fetch;
+pub mod helper;
 pub mod index;
 pub mod location;
 pub mod reader;
+pub mod ring;
 pub mod serve;
 pub mod store;
 

@@ -1,11 +1,115 @@
-//! `httpblk attach`.
+//! `httpblk attach URL`: create /dev/httpblkN and serve its fetch ring.
 
-use anyhow::Result;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-/// (Kernel driver: see Documentation/operations.md.)
+use anyhow::{bail, Context, Result};
+use httpblk_core::helper::Helper;
+use httpblk_core::location::Location;
+use httpblk_core::ring::Ring;
+
+use super::state::{self, DeviceState};
+
+/// Attach an image as a read-only block device, fetched lazily over HTTP.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// http://HOST/PATH/NAME.hbi (or a local index file, for testing).
+    url: String,
+    /// Refuse an index whose SHA-256 differs (the image identity printed by `create`).
+    #[arg(long)]
+    index_digest: Option<String>,
+    /// Keep fetched block files here (second cache level, survives reboots).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Stay in the foreground instead of detaching once the device is ready.
+    #[arg(long)]
+    foreground: bool,
+    /// Concurrent fetches (ring slots), 1 to 256.
+    #[arg(long, default_value_t = 32)]
+    max_inflight: u32,
+    /// A read fails with EIO after this long without its block.
+    #[arg(long, default_value_t = 30_000)]
+    io_timeout_ms: u32,
+}
 
-pub fn run(_a: Args) -> Result<i32> {
-    anyhow::bail!("attach: not built yet")
+pub fn run(a: Args) -> Result<i32> {
+    if !a.foreground {
+        return run_in_background();
+    }
+    let rt = super::runtime();
+    let location = Location::parse(&a.url)?;
+    let (index, sha, raw) = rt.block_on(location.open(a.index_digest.as_deref()))?;
+    let ring = Ring::add(&raw, a.max_inflight, a.io_timeout_ms, &a.url)?;
+    anyhow::ensure!(ring.added.index_sha256 == sha, "kernel computed another index digest");
+    let dev_id = ring.added.dev_id;
+    let dev = format!("/dev/httpblk{dev_id}");
+    let helper = Helper::new(ring, index, location, a.cache_dir.clone());
+
+    let serving = {
+        let helper = helper.clone();
+        let handle = rt.handle().clone();
+        std::thread::Builder::new().name("ring".into()).spawn(move || helper.run(handle))?
+    };
+    helper.ring.start().context("adding the disk")?;
+    let st = DeviceState {
+        dev_id,
+        url: a.url.clone(),
+        index_sha256: sha,
+        pid: std::process::id(),
+        image_size: helper.index.image_size,
+        block_size: helper.index.block_size(),
+    };
+    st.write()?;
+    tracing::info!("{dev}: {} bytes from {}", st.image_size, a.url);
+    println!("{dev}");
+
+    // Serve until the device is removed (detach) or we are told to stop.
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let done = tokio::task::spawn_blocking(move || serving.join());
+        tokio::select! {
+            _ = term.recv() => tracing::info!("{dev}: SIGTERM, detaching"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("{dev}: interrupted, detaching"),
+            r = done => match r {
+                Ok(Ok(Ok(()))) => tracing::info!("{dev}: removed"),
+                Ok(Ok(Err(e))) => tracing::error!("{dev}: ring: {e}"),
+                _ => tracing::error!("{dev}: ring thread failed"),
+            },
+        }
+        anyhow::Ok(())
+    })?;
+    state::remove(dev_id);
+    // Exiting closes the control file: the kernel fails what is pending and removes the disk.
+    std::process::exit(0);
+}
+
+/// Re-runs this command in the foreground as a detached child, and returns once it printed the
+/// device (or failed).
+fn run_in_background() -> Result<i32> {
+    let exe = std::env::current_exe()?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.push("--foreground".into());
+    std::fs::create_dir_all(state::DIR).ok();
+    let log_path = PathBuf::from(state::DIR).join(format!("attach-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new(exe)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .spawn()?
+    };
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    if line.trim().is_empty() {
+        let status = child.wait()?;
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bail!("attach failed ({status}):\n{}", log.trim_end());
+    }
+    println!("{}", line.trim());
+    Ok(0)
 }

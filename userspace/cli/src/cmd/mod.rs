@@ -6,6 +6,7 @@ pub mod create;
 pub mod detach;
 pub mod import_cloop;
 pub mod serve;
+pub mod state;
 pub mod status;
 pub mod verify;
 

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A blk-mq disk with its own tag set, and the C callbacks blk-mq calls.
+
+use core::fmt::{self, Write};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::ffi::{c_int, c_uint};
+use kernel::prelude::*;
+use kernel::types::{ForeignOwnable, Opaque, ScopeGuard};
+
+use super::request::{Pdu, Request};
+use super::Operations;
+use crate::ffi;
+
+/// Geometry and queue settings of a new disk.
+pub(crate) struct DiskParams {
+    pub(crate) capacity_sectors: u64,
+    pub(crate) logical_block_size: u32,
+    pub(crate) physical_block_size: u32,
+    pub(crate) max_hw_sectors: u32,
+    pub(crate) nr_hw_queues: u32,
+    pub(crate) queue_depth: u32,
+}
+
+/// A registered, read-only gendisk, its tag set and its queue data.
+///
+/// # Invariants
+/// `gendisk` was added with `device_add_disk` and is deleted and put only in `drop`; its
+/// queue's `queuedata` came from `T::QueueData::into_foreign` and is reclaimed in `drop`.
+pub(crate) struct Disk<T: Operations> {
+    gendisk: NonNull<bindings::gendisk>,
+    queuedata: *const kernel::ffi::c_void,
+    tag_set: KBox<Opaque<bindings::blk_mq_tag_set>>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the gendisk is only touched in `new` and `drop`; queue data is Send + Sync.
+unsafe impl<T: Operations> Send for Disk<T> {}
+// SAFETY: as above.
+unsafe impl<T: Operations> Sync for Disk<T> {}
+
+struct Table<T>(PhantomData<T>);
+
+impl<T: Operations> Table<T> {
+    const MQ_OPS: bindings::blk_mq_ops = {
+        // SAFETY: all-zero is a valid blk_mq_ops (every callback None).
+        let mut ops: bindings::blk_mq_ops = unsafe { core::mem::zeroed() };
+        ops.queue_rq = Some(queue_rq_callback::<T>);
+        ops.init_request = Some(init_request_callback::<T>);
+        ops
+    };
+}
+
+/// Lockdep class of the disks' queues (lockdep wants static storage).
+struct LockKey(Opaque<bindings::lock_class_key>);
+// SAFETY: lockdep owns the key's contents and synchronises access itself.
+unsafe impl Sync for LockKey {}
+static DISK_LOCK_KEY: LockKey = LockKey(Opaque::uninit());
+
+/// The block_device_operations of every disk: no callbacks, the module as owner.
+struct BlockOps(bindings::block_device_operations);
+// SAFETY: immutable after initialisation.
+unsafe impl Sync for BlockOps {}
+static BLOCK_OPS: BlockOps = BlockOps({
+    // SAFETY: all-zero is a valid block_device_operations.
+    let mut ops: bindings::block_device_operations = unsafe { core::mem::zeroed() };
+    ops.owner = &raw mut bindings::__this_module;
+    ops
+});
+
+impl<T: Operations> Disk<T> {
+    /// Allocates a tag set and a disk named by `name`, and adds the disk.
+    ///
+    /// May sleep (partition scanning reads the disk through `T`).
+    ///
+    /// # Errors
+    /// The errno of the failing blk-mq or block layer call.
+    pub(crate) fn new(name: fmt::Arguments<'_>, p: &DiskParams, data: T::QueueData) -> Result<Self> {
+        // SAFETY: all-zero is the starting state blk_mq_alloc_tag_set expects.
+        let zeroed: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
+        let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
+        let set = tag_set.get();
+        // SAFETY: `set` is a zeroed tag set we own; blk_mq_alloc_tag_set initialises the rest.
+        unsafe {
+            (*set).ops = &Table::<T>::MQ_OPS;
+            (*set).nr_hw_queues = p.nr_hw_queues;
+            (*set).queue_depth = p.queue_depth;
+            (*set).cmd_size = core::mem::size_of::<Pdu>() as c_uint;
+            (*set).numa_node = bindings::NUMA_NO_NODE;
+            (*set).flags = bindings::BLK_MQ_F_SHOULD_MERGE;
+            to_result(bindings::blk_mq_alloc_tag_set(set))?;
+        }
+        let set_guard = ScopeGuard::new_with_data(set, |set| {
+            // SAFETY: allocated above, no disk uses it.
+            unsafe { bindings::blk_mq_free_tag_set(set) }
+        });
+
+        // SAFETY: all-zero queue_limits means "defaults" to blk-mq.
+        let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        lim.logical_block_size = p.logical_block_size;
+        lim.physical_block_size = p.physical_block_size;
+        lim.max_hw_sectors = p.max_hw_sectors;
+
+        let queuedata = data.into_foreign();
+        let data_guard = ScopeGuard::new_with_data(queuedata, |queuedata| {
+            // SAFETY: from into_foreign above, not yet reclaimed.
+            drop(unsafe { T::QueueData::from_foreign(queuedata) })
+        });
+        // SAFETY: valid tag set and limits; the lock class key is static.
+        let gendisk = from_err_ptr(unsafe {
+            bindings::__blk_mq_alloc_disk(
+                set,
+                &mut lim,
+                queuedata as *mut _,
+                DISK_LOCK_KEY.0.get(),
+            )
+        })?;
+        let disk_guard = ScopeGuard::new_with_data(gendisk, |gendisk| {
+            // SAFETY: allocated above and never added.
+            unsafe { bindings::put_disk(gendisk) }
+        });
+        // SAFETY: `gendisk` is a fresh disk we own.
+        unsafe {
+            (*gendisk).fops = &BLOCK_OPS.0;
+            let mut w = NameWriter { buf: &mut (*gendisk).disk_name, pos: 0 };
+            w.write_fmt(name).map_err(|_| EINVAL)?;
+            bindings::set_capacity(gendisk, p.capacity_sectors);
+            bindings::set_disk_ro(gendisk, true);
+            to_result(bindings::device_add_disk(core::ptr::null_mut(), gendisk, core::ptr::null_mut()))?;
+        }
+        disk_guard.dismiss();
+        data_guard.dismiss();
+        set_guard.dismiss();
+        // INVARIANT: added above; queuedata came from into_foreign.
+        Ok(Self { gendisk: NonNull::new(gendisk).unwrap(), queuedata, tag_set, _t: PhantomData })
+    }
+}
+
+impl<T: Operations> Drop for Disk<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant. del_gendisk drains all requests, so no callback uses the
+        // queue data afterwards; the tag set outlives the disk's queue teardown.
+        unsafe {
+            bindings::del_gendisk(self.gendisk.as_ptr());
+            bindings::put_disk(self.gendisk.as_ptr());
+            bindings::blk_mq_free_tag_set(self.tag_set.get());
+            drop(T::QueueData::from_foreign(self.queuedata));
+        }
+    }
+}
+
+/// Writes a NUL-terminated name into `gendisk.disk_name`.
+struct NameWriter<'a> {
+    buf: &'a mut [kernel::ffi::c_char; 32],
+    pos: usize,
+}
+
+impl Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.pos + 1 >= self.buf.len() {
+                return Err(fmt::Error);
+            }
+            self.buf[self.pos] = b as _;
+            self.pos += 1;
+        }
+        self.buf[self.pos] = 0;
+        Ok(())
+    }
+}
+
+/// # Safety
+/// Called by blk-mq with a valid hardware context and queue data.
+unsafe extern "C" fn queue_rq_callback<T: Operations>(
+    _hctx: *mut bindings::blk_mq_hw_ctx,
+    bd: *const bindings::blk_mq_queue_data,
+) -> bindings::blk_status_t {
+    // SAFETY: `bd` and its request are valid for this call.
+    let rq = unsafe { (*bd).rq };
+    // SAFETY: a request blk-mq dispatched to us; starting it makes us its owner.
+    unsafe { bindings::blk_mq_start_request(rq) };
+    // SAFETY: started above, owned by us.
+    let rq = unsafe { Request::from_raw(rq) };
+    // SAFETY: queuedata came from `T::QueueData::into_foreign` and lives until del_gendisk
+    // has drained every request.
+    let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
+    T::queue_rq(data, rq);
+    bindings::BLK_STS_OK as bindings::blk_status_t
+}
+
+/// # Safety
+/// Called by blk-mq once per request of the tag set, before any use.
+unsafe extern "C" fn init_request_callback<T: Operations>(
+    _set: *mut bindings::blk_mq_tag_set,
+    rq: *mut bindings::request,
+    _hctx_idx: c_uint,
+    _numa_node: c_uint,
+) -> c_int {
+    // SAFETY: the PDU of `cmd_size` bytes follows the request.
+    unsafe {
+        let pdu = rq.add(1).cast::<Pdu>();
+        ffi::httpblk_init_work(&raw mut (*pdu).work, Some(work_callback::<T>));
+    }
+    0
+}
+
+/// # Safety
+/// Called by the workqueue for a request deferred with `Request::defer`.
+unsafe extern "C" fn work_callback<T: Operations>(work: *mut bindings::work_struct) {
+    // SAFETY: only deferred requests queue this work; ownership came with it.
+    let rq = unsafe { Request::from_work(work) };
+    // SAFETY: as in queue_rq_callback; the request is still in flight.
+    let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
+    T::work(data, rq);
+}

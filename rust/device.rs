@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One attached image: its index, its fetch ring with the helper, and the read path.
+//!
+//! Read path (process context, one work item per request): a block is served from the cache,
+//! or waits on the one fetch in flight for it, or starts that fetch in a free slot. The helper
+//! fills the slot and posts a completion; `commit` copies the block out of shared memory,
+//! checks it against its digest, caches it and wakes the waiters. A block that fails the
+//! check is fetched again, up to `MAX_ATTEMPTS` times, then the reads fail with EIO. No read
+//! waits longer than the device's I/O timeout.
+//!
+//! Locks: `state` (a mutex) may be held while taking the cache's mutex, never the reverse.
+//! Everything here may sleep except `Device::queue_rq`.
+
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::sync::lock::mutex::MutexBackend;
+use kernel::sync::lock::Guard;
+use kernel::sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, LockedBy, Mutex};
+use kernel::{new_condvar, new_mutex};
+
+use crate::blk::{self, Op, Request, Workqueue};
+use crate::cache::{self, Block, Cache};
+use crate::clock;
+use crate::digest::Hasher;
+use crate::index::Index;
+use crate::shmem::SharedRegion;
+use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe};
+
+/// An errno the prelude does not name.
+fn errno(e: u32) -> kernel::error::Error {
+    kernel::error::Error::from_errno(-(e as i32))
+}
+
+/// Fetches of one block that fail verification before its reads fail.
+const MAX_ATTEMPTS: u32 = 3;
+
+// SAFETY: plain integers, every bit pattern is valid.
+unsafe impl kernel::types::FromBytes for Cqe {}
+
+/// Things every device shares.
+pub(crate) struct Shared {
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) wq: Workqueue,
+}
+
+/// Settings of a new device, validated by the caller.
+pub(crate) struct Params {
+    pub(crate) nr_slots: u32,
+    pub(crate) io_timeout_ms: u32,
+}
+
+/// Counters for status and sysfs.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) reads: AtomicU64,
+    pub(crate) read_bytes: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) fetched_bytes: AtomicU64,
+    pub(crate) verify_failures: AtomicU64,
+    pub(crate) fetch_errors: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+    pub(crate) io_errors: AtomicU64,
+}
+
+/// One fetch in flight in a slot.
+struct Fetch {
+    block: u64,
+    slot: u32,
+    inner: LockedBy<FetchInner, State>,
+}
+
+struct FetchInner {
+    /// Generation of the current submission; a completion must echo it.
+    seq: u32,
+    attempts: u32,
+    /// A completion for the current submission is being checked.
+    completing: bool,
+    result: Option<Result<Arc<Block>>>,
+}
+
+struct State {
+    /// The fetch occupying each slot.
+    slots: KVec<Option<Arc<Fetch>>>,
+    /// Fetches in flight by block number: concurrent misses share one.
+    inflight: RBTree<u64, Arc<Fetch>>,
+    sq_tail: u32,
+    cq_head: u32,
+    next_seq: u32,
+}
+
+#[pin_data]
+pub(crate) struct Device {
+    pub(crate) id: u32,
+    pub(crate) index: Index,
+    pub(crate) index_sha256: [u8; 32],
+    hasher: Hasher,
+    nr_slots: u32,
+    slot_size: usize,
+    pub(crate) kernel_region: SharedRegion,
+    pub(crate) helper_region: SharedRegion,
+    io_timeout: u64,
+    dead: AtomicBool,
+    pub(crate) started: AtomicBool,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stats: Stats,
+    #[pin]
+    state: Mutex<State>,
+    /// Signalled when a fetch ends, a slot frees up, or the device dies.
+    #[pin]
+    changed: CondVar,
+    /// Signalled when the kernel posts a submission (the helper waits on it).
+    #[pin]
+    submitted: CondVar,
+}
+
+impl Device {
+    /// Creates a device for `index` with its ring.
+    ///
+    /// # Errors
+    /// `ENOMEM`, or the hasher's error.
+    pub(crate) fn new(id: u32, index: Index, index_sha256: [u8; 32], p: &Params, shared: Arc<Shared>) -> Result<Arc<Self>> {
+        let hasher = Hasher::new(index.hash_id)?;
+        let kernel_region = SharedRegion::new(uapi::kernel_region_len(p.nr_slots))?;
+        let helper_region = SharedRegion::new(uapi::helper_region_len(p.nr_slots, index.block_shift))?;
+        let mut slots = KVec::with_capacity(p.nr_slots as usize, GFP_KERNEL)?;
+        for _ in 0..p.nr_slots {
+            slots.push(None, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            try_pin_init!(Device {
+                id,
+                slot_size: uapi::slot_size(index.block_shift),
+                index,
+                index_sha256,
+                hasher,
+                nr_slots: p.nr_slots,
+                kernel_region,
+                helper_region,
+                io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),
+                dead: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+                shared,
+                stats: Stats::default(),
+                state <- new_mutex!(
+                    State { slots, inflight: RBTree::new(), sq_tail: 0, cq_head: 0, next_seq: 1 },
+                    "httpblk:device"
+                ),
+                changed <- new_condvar!("httpblk:changed"),
+                submitted <- new_condvar!("httpblk:submitted"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn capacity_sectors(&self) -> u64 {
+        self.index.image_size / 512
+    }
+
+    /// Fails every fetch and every future read; tells the helper to stop. Idempotent.
+    pub(crate) fn kill(&self) {
+        if self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut g = self.state.lock();
+        self.kernel_region.index(offset_of!(KernelHeader, dead)).store(1, Ordering::Release);
+        for slot in 0..self.nr_slots {
+            if let Some(f) = g.slots[slot as usize].clone() {
+                self.finish(&mut g, &f, Err(EIO));
+            }
+        }
+        drop(g);
+        self.changed.notify_all();
+        self.submitted.notify_all();
+    }
+
+    // ---- read path -------------------------------------------------------------------------
+
+    /// Serves a read request. Sleeps.
+    fn read(&self, rq: &mut Request) -> Result {
+        let start = rq.sector() * 512;
+        let len = rq.bytes() as u64;
+        let end = start.checked_add(len).ok_or(EIO)?;
+        if len == 0 || end > self.index.image_size {
+            return Err(EIO);
+        }
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        self.stats.read_bytes.fetch_add(len, Ordering::Relaxed);
+        let shift = self.index.block_shift;
+        let (first, last) = (start >> shift, (end - 1) >> shift);
+        // Start every missing block of the request before waiting for the first.
+        for b in first..=last {
+            self.prefetch(b)?;
+        }
+        for b in first..=last {
+            let block_start = b << shift;
+            let from = start.max(block_start);
+            let to = end.min(block_start + self.index.raw_len(b) as u64);
+            let skip = (from - start) as u32;
+            let n = (to - from) as usize;
+            match self.block(b)? {
+                None => rq.zero(skip, n as u32),
+                Some(blk) => {
+                    let off = (from - block_start) as usize;
+                    rq.copy_from(skip, &blk.data[off..off + n]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cache_key(&self, b: u64) -> Option<cache::Key> {
+        let e = self.index.entry(b);
+        (e.stored_len != 0).then(|| cache::key(self.index.hash_id, e.digest))
+    }
+
+    /// Starts fetching block `b` if it is neither cached nor in flight and a slot is free.
+    fn prefetch(&self, b: u64) -> Result {
+        let Some(key) = self.cache_key(b) else { return Ok(()) };
+        let mut g = self.state.lock();
+        if g.inflight.get(&b).is_none() && self.shared.cache.get(&key).is_none() {
+            self.start_fetch(&mut g, b)?;
+        }
+        Ok(())
+    }
+
+    /// The contents of block `b` (`None` for a zero block), waiting for its fetch if needed.
+    fn block(&self, b: u64) -> Result<Option<Arc<Block>>> {
+        let Some(key) = self.cache_key(b) else { return Ok(None) };
+        if let Some(blk) = self.shared.cache.get(&key) {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(blk));
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let deadline = clock::jiffies() + self.io_timeout;
+        let mut g = self.state.lock();
+        let fetch = loop {
+            if self.is_dead() {
+                return Err(EIO);
+            }
+            if let Some(f) = g.inflight.get(&b) {
+                break f.clone();
+            }
+            // It may have completed between the lookup above and taking the lock.
+            if let Some(blk) = self.shared.cache.get(&key) {
+                return Ok(Some(blk));
+            }
+            if let Some(f) = self.start_fetch(&mut g, b)? {
+                break f;
+            }
+            self.wait(&mut g, deadline)?;
+        };
+        loop {
+            if let Some(r) = &fetch.inner.access(&g).result {
+                return r.clone().map(Some);
+            }
+            if self.is_dead() {
+                return Err(EIO);
+            }
+            self.wait(&mut g, deadline)?;
+        }
+    }
+
+    /// Sleeps until something changes or `deadline` passes (then EIO).
+    fn wait(&self, g: &mut Guard<'_, State, MutexBackend>, deadline: u64) -> Result {
+        let now = clock::jiffies();
+        if now >= deadline {
+            self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            return Err(EIO);
+        }
+        match self.changed.wait_interruptible_timeout(g, (deadline - now) as _) {
+            CondVarTimeoutResult::Timeout => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(EIO)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Puts a new fetch of block `b` in a free slot. `None` when every slot is busy.
+    fn start_fetch(&self, g: &mut Guard<'_, State, MutexBackend>, b: u64) -> Result<Option<Arc<Fetch>>> {
+        let Some(slot) = g.slots.iter().position(|s| s.is_none()) else { return Ok(None) };
+        let inner = FetchInner { seq: 0, attempts: 0, completing: false, result: None };
+        let fetch = Arc::new(Fetch { block: b, slot: slot as u32, inner: LockedBy::new(&self.state, inner) }, GFP_KERNEL)?;
+        let node = RBTreeNode::new(b, fetch.clone(), GFP_KERNEL)?;
+        g.inflight.insert(node);
+        g.slots[slot] = Some(fetch.clone());
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        self.submit(g, &fetch);
+        Ok(Some(fetch))
+    }
+
+    /// Posts a submission for `fetch` (new generation) and wakes the helper.
+    fn submit(&self, g: &mut Guard<'_, State, MutexBackend>, fetch: &Fetch) {
+        let seq = g.next_seq;
+        g.next_seq = g.next_seq.wrapping_add(1);
+        let inner = fetch.inner.access_mut(&mut **g);
+        inner.seq = seq;
+        inner.completing = false;
+        let sqe = Sqe {
+            block: fetch.block,
+            slot: fetch.slot,
+            stored_len: self.index.entry(fetch.block).stored_len,
+            seq,
+            reserved: [0; 3],
+        };
+        // PANIC: `sq_tail % nr_slots` < nr_slots, so the entry lies inside the kernel region.
+        let pos = (g.sq_tail % self.nr_slots) as usize;
+        self.kernel_region.write(uapi::KERNEL_SQ_OFFSET + pos * core::mem::size_of::<Sqe>(), sqe);
+        g.sq_tail = g.sq_tail.wrapping_add(1);
+        // Release: the helper that sees the new tail also sees the entry written above.
+        self.kernel_region.index(offset_of!(KernelHeader, sq_tail)).store(g.sq_tail, Ordering::Release);
+        self.submitted.notify_all();
+    }
+
+    /// Ends `fetch` with `result`, freeing its slot.
+    fn finish(&self, g: &mut Guard<'_, State, MutexBackend>, fetch: &Fetch, result: Result<Arc<Block>>) {
+        if result.is_err() {
+            self.stats.io_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        fetch.inner.access_mut(&mut **g).result = Some(result);
+        g.slots[fetch.slot as usize] = None;
+        g.inflight.remove(&fetch.block);
+    }
+
+    // ---- helper side -----------------------------------------------------------------------
+
+    /// `IOC_WAIT`: sleeps until the submission tail differs from `seen`; returns it.
+    ///
+    /// # Errors
+    /// `ENODEV` once the device is dead, `EINTR` on a signal.
+    pub(crate) fn wait_submissions(&self, seen: u32) -> Result<u32> {
+        let mut g = self.state.lock();
+        loop {
+            if self.is_dead() {
+                return Err(ENODEV);
+            }
+            if g.sq_tail != seen {
+                return Ok(g.sq_tail);
+            }
+            if self.submitted.wait_interruptible(&mut g) {
+                return Err(EINTR);
+            }
+        }
+    }
+
+    /// `IOC_COMMIT`: consumes the helper's completions.
+    ///
+    /// # Errors
+    /// `EPROTO` (and the device dies) when the helper's completion tail is impossible.
+    pub(crate) fn commit(&self) -> Result {
+        let mut taken = KVec::new();
+        {
+            let mut g = self.state.lock();
+            if self.is_dead() {
+                return Err(ENODEV);
+            }
+            // Acquire: entries up to the tail are fully written before we read them.
+            let tail = self.helper_region.index(offset_of!(HelperHeader, cq_tail)).load(Ordering::Acquire);
+            let n = tail.wrapping_sub(g.cq_head);
+            if n > self.nr_slots {
+                drop(g);
+                self.protocol_error(format_args!("completion tail {} is {} ahead of the head", tail, n));
+                return Err(errno(kernel::bindings::EPROTO));
+            }
+            for i in 0..n {
+                // PANIC: the position is < nr_slots, inside the completion ring.
+                let pos = (g.cq_head.wrapping_add(i) % self.nr_slots) as usize;
+                let cqe: Cqe = self.helper_region.read(uapi::HELPER_CQ_OFFSET + pos * core::mem::size_of::<Cqe>());
+                match self.claim(&mut g, &cqe) {
+                    Some(f) => taken.push((cqe, f), GFP_KERNEL)?,
+                    None => {
+                        self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            g.cq_head = tail;
+            self.kernel_region.index(offset_of!(KernelHeader, cq_head)).store(tail, Ordering::Release);
+        }
+        // Copy out and verify without the lock: claimed slots stay reserved meanwhile.
+        let mut checked = KVec::with_capacity(taken.len(), GFP_KERNEL)?;
+        for (cqe, f) in taken {
+            let r = self.check(&cqe, &f);
+            checked.push((cqe.status == 0, f, r), GFP_KERNEL)?;
+        }
+        let mut g = self.state.lock();
+        for (fetched, f, r) in checked {
+            if f.inner.access(&g).result.is_some() {
+                continue; // killed meanwhile
+            }
+            match r {
+                Ok(block) => {
+                    if let Some(key) = self.cache_key(f.block) {
+                        // A full cache only costs a refetch later.
+                        let _ = self.shared.cache.insert(key, block.clone());
+                    }
+                    self.finish(&mut g, &f, Ok(block));
+                }
+                Err(e) => {
+                    let inner = f.inner.access_mut(&mut *g);
+                    inner.attempts += 1;
+                    if fetched && inner.attempts < MAX_ATTEMPTS {
+                        self.submit(&mut g, &f);
+                    } else {
+                        self.finish(&mut g, &f, Err(e));
+                    }
+                }
+            }
+        }
+        drop(g);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Checks that a completion names a slot with a fetch of that generation not already being
+    /// completed, and claims it.
+    fn claim(&self, g: &mut Guard<'_, State, MutexBackend>, cqe: &Cqe) -> Option<Arc<Fetch>> {
+        let f = g.slots.get(cqe.slot as usize)?.clone()?;
+        let inner = f.inner.access_mut(&mut **g);
+        if inner.seq != cqe.seq || inner.completing || inner.result.is_some() {
+            return None;
+        }
+        inner.completing = true;
+        Some(f)
+    }
+
+    /// Copies a completed block out of its slot and verifies it.
+    fn check(&self, cqe: &Cqe, f: &Fetch) -> Result<Arc<Block>> {
+        if cqe.status != 0 {
+            self.stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(EIO);
+        }
+        let entry = self.index.entry(f.block);
+        let raw_len = self.index.raw_len(f.block);
+        if cqe.len != entry.stored_len {
+            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(errno(kernel::bindings::EBADMSG));
+        }
+        self.stats.fetched_bytes.fetch_add(cqe.len as u64, Ordering::Relaxed);
+        let slot_off = uapi::helper_data_offset(self.nr_slots) + f.slot as usize * self.slot_size;
+        let mut header = [0u8; uapi::BLOCK_HEADER_LEN];
+        self.helper_region.copy_out(slot_off, &mut header);
+        let payload_len = cqe.len as usize - uapi::BLOCK_HEADER_LEN;
+        let ok = header[..4] == uapi::BLOCK_MAGIC
+            && header[4] == uapi::BLOCK_VERSION
+            && header[6] == 0
+            && header[7] == 0
+            && u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize == raw_len
+            && u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize == payload_len;
+        // This data path decodes `none`; compressed blocks come with the in-kernel codecs.
+        if !ok || header[5] != uapi::CODEC_NONE || payload_len != raw_len {
+            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(errno(kernel::bindings::EBADMSG));
+        }
+        let mut data = KVVec::with_capacity(raw_len, GFP_KERNEL)?;
+        data.extend_with(raw_len, 0, GFP_KERNEL)?;
+        // One copy out of shared memory; everything after works on the private copy.
+        self.helper_region.copy_out(slot_off + uapi::BLOCK_HEADER_LEN, &mut data);
+        let digest = self.hasher.digest(&data)?;
+        if digest[..self.hasher.len()] != *entry.digest {
+            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(errno(kernel::bindings::EBADMSG));
+        }
+        Ok(Arc::new(Block { data }, GFP_KERNEL)?)
+    }
+
+    fn protocol_error(&self, what: core::fmt::Arguments<'_>) {
+        self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        pr_err!("httpblk{}: helper broke the ring protocol ({}); failing the device\n", self.id, what);
+        self.kill();
+    }
+
+    /// Length of the helper's data slots.
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+}
+
+impl blk::Operations for Device {
+    type QueueData = Arc<Device>;
+
+    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Request) {
+        if rq.op() != Op::Read {
+            // Read-only device: writes, flushes and discards fail cleanly.
+            rq.end(Err(EROFS));
+        } else if dev.is_dead() {
+            rq.end(Err(EIO));
+        } else {
+            rq.defer(&dev.shared.wq);
+        }
+    }
+
+    fn work(dev: ArcBorrow<'_, Device>, mut rq: Request) {
+        let r = dev.read(&mut rq);
+        rq.end(r);
+    }
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What httpblk's Rust code cannot reach through 6.12's bindings: static-inline helpers and
+ * the few structs bindgen does not see (struct miscdevice, struct crypto_shash).
+ */
+#ifndef HTTPBLK_HELPERS_H
+#define HTTPBLK_HELPERS_H
+
+#include <linux/blk-mq.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/workqueue.h>
+
+struct crypto_shash;
+
+int httpblk_misc_register(const struct file_operations *fops, void *ctx);
+void httpblk_misc_deregister(void);
+void *httpblk_misc_ctx(struct file *file);
+
+void *httpblk_vmalloc_user(unsigned long size);
+void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, unsigned int len);
+void httpblk_init_work(struct work_struct *work, work_func_t func);
+int httpblk_vma_prepare(struct vm_area_struct *vma, bool read_only);
+
+struct crypto_shash *httpblk_md5_alloc(void);
+int httpblk_md5_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out);
+void httpblk_md5_free(struct crypto_shash *tfm);
+
+#endif

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Memory shared with the helper: zeroed vmalloc pages that the helper maps with mmap().
+//!
+//! The helper can change this memory at any time, so the kernel never forms a Rust reference
+//! to it: it reads and writes through raw pointers, copies data out before checking it, and
+//! treats every value it reads as untrusted.
+
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicU32;
+
+use kernel::bindings;
+use kernel::prelude::*;
+
+use crate::ffi;
+
+/// An mmap-able, page-aligned, zero-initialised region.
+///
+/// # Invariants
+/// `ptr` points to `len` bytes from `httpblk_vmalloc_user`, freed only in `drop`.
+pub(crate) struct SharedRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is plain memory; all access goes through raw pointers or atomics.
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above; concurrent access is what the ring protocol is for.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// Allocates `len` bytes (a multiple of the page size).
+    ///
+    /// # Errors
+    /// `ENOMEM` when the allocation fails.
+    pub(crate) fn new(len: usize) -> Result<Self> {
+        // SAFETY: FFI call without preconditions.
+        let p = unsafe { ffi::httpblk_vmalloc_user(len as _) };
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `ptr` came from vmalloc_user(len).
+        Ok(Self { ptr, len })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Pointer to `len` bytes at `offset`, bounds-checked.
+    fn at(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds, checked above.
+        unsafe { self.ptr.as_ptr().add(offset) }
+    }
+
+    /// A shared ring index at `offset` (4-byte aligned).
+    pub(crate) fn index(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0);
+        let p = self.at(offset, 4);
+        // SAFETY: aligned, in bounds and alive as long as `self`; AtomicU32 tolerates
+        // concurrent writers, including the helper.
+        unsafe { &*p.cast::<AtomicU32>() }
+    }
+
+    /// Reads a `T` at `offset`. `T` must be plain data (any bit pattern valid).
+    pub(crate) fn read<T: Copy + kernel::types::FromBytes>(&self, offset: usize) -> T {
+        let p = self.at(offset, core::mem::size_of::<T>());
+        // SAFETY: in bounds; unaligned read of plain data the helper may be writing.
+        unsafe { core::ptr::read_volatile(p.cast::<T>()) }
+    }
+
+    /// Writes a `T` at `offset`.
+    pub(crate) fn write<T: Copy>(&self, offset: usize, value: T) {
+        let p = self.at(offset, core::mem::size_of::<T>());
+        // SAFETY: in bounds; the region is writable kernel memory.
+        unsafe { core::ptr::write_volatile(p.cast::<T>(), value) }
+    }
+
+    /// Copies `dst.len()` bytes at `offset` into kernel memory.
+    pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        let p = self.at(offset, dst.len());
+        // SAFETY: source in bounds; `dst` is a distinct kernel buffer.
+        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Maps the region into `vma`, read-only for the helper when `read_only`.
+    ///
+    /// # Errors
+    /// `EINVAL` when the mapping is larger than the region, `EPERM` for a writable mapping
+    /// of a read-only region.
+    ///
+    /// # Safety
+    /// `vma` must be the VMA of an mmap() call in progress.
+    pub(crate) unsafe fn map(&self, vma: *mut bindings::vm_area_struct, read_only: bool) -> Result {
+        // SAFETY: the caller passes a live VMA.
+        let (start, end) = unsafe {
+            let range = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
+            (range.vm_start, range.vm_end)
+        };
+        if (end - start) as usize > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: live VMA, see above.
+        kernel::error::to_result(unsafe { ffi::httpblk_vma_prepare(vma, read_only) })?;
+        // SAFETY: `ptr` is a vmalloc_user area of `len` bytes; the size was checked.
+        kernel::error::to_result(unsafe { ffi::remap_vmalloc_range(vma, self.ptr.as_ptr().cast(), 0) })
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant; pages still mapped by the helper keep their own references.
+        unsafe { ffi::vfree(self.ptr.as_ptr().cast()) };
+    }
+}

@@ -1,0 +1,38 @@
+//! What a running helper records about its device, for `status` (/run/httpblk/httpblkN.json).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+pub const DIR: &str = "/run/httpblk";
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DeviceState {
+    pub dev_id: u32,
+    pub url: String,
+    pub index_sha256: String,
+    pub pid: u32,
+    pub image_size: u64,
+    pub block_size: u64,
+}
+
+fn path(dev_id: u32) -> PathBuf {
+    PathBuf::from(DIR).join(format!("httpblk{dev_id}.json"))
+}
+
+impl DeviceState {
+    pub fn write(&self) -> Result<()> {
+        std::fs::create_dir_all(DIR)?;
+        std::fs::write(path(self.dev_id), serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+
+    pub fn read(dev_id: u32) -> Option<DeviceState> {
+        serde_json::from_slice(&std::fs::read(path(dev_id)).ok()?).ok()
+    }
+}
+
+pub fn remove(dev_id: u32) {
+    let _ = std::fs::remove_file(path(dev_id));
+}
