@@ -12,6 +12,7 @@
 //! Everything here may sleep except `Device::queue_rq`.
 
 use core::mem::offset_of;
+use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
@@ -100,7 +101,8 @@ pub(crate) struct Device {
     pub(crate) index: Index,
     pub(crate) index_sha256: [u8; 32],
     hasher: Hasher,
-    nr_slots: u32,
+    /// Ring size; non-zero so that `% nr_slots` has no panic path.
+    nr_slots: NonZeroU32,
     slot_size: usize,
     pub(crate) kernel_region: SharedRegion,
     pub(crate) helper_region: SharedRegion,
@@ -139,7 +141,7 @@ impl Device {
                 index,
                 index_sha256,
                 hasher,
-                nr_slots: p.nr_slots,
+                nr_slots: NonZeroU32::new(p.nr_slots).ok_or(EINVAL)?,
                 kernel_region,
                 helper_region,
                 io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),
@@ -173,7 +175,7 @@ impl Device {
         }
         let mut g = self.state.lock();
         self.kernel_region.index(offset_of!(KernelHeader, dead)).store(1, Ordering::Release);
-        for slot in 0..self.nr_slots {
+        for slot in 0..self.nr_slots.get() {
             if let Some(f) = g.slots[slot as usize].clone() {
                 self.finish(&mut g, &f, Err(EIO));
             }
@@ -367,7 +369,7 @@ impl Device {
             // Acquire: entries up to the tail are fully written before we read them.
             let tail = self.helper_region.index(offset_of!(HelperHeader, cq_tail)).load(Ordering::Acquire);
             let n = tail.wrapping_sub(g.cq_head);
-            if n > self.nr_slots {
+            if n > self.nr_slots.get() {
                 drop(g);
                 self.protocol_error(format_args!("completion tail {} is {} ahead of the head", tail, n));
                 return Err(errno(kernel::bindings::EPROTO));
@@ -446,7 +448,7 @@ impl Device {
             return Err(errno(kernel::bindings::EBADMSG));
         }
         self.stats.fetched_bytes.fetch_add(cqe.len as u64, Ordering::Relaxed);
-        let slot_off = uapi::helper_data_offset(self.nr_slots) + f.slot as usize * self.slot_size;
+        let slot_off = uapi::helper_data_offset(self.nr_slots.get()) + f.slot as usize * self.slot_size;
         let mut header = [0u8; uapi::BLOCK_HEADER_LEN];
         self.helper_region.copy_out(slot_off, &mut header);
         let payload_len = cqe.len as usize - uapi::BLOCK_HEADER_LEN;

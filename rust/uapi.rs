@@ -87,7 +87,9 @@ const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;
 
 const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
-    (dir << IOC_DIRSHIFT) | ((b'h' as u32) << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)
+    (dir << IOC_DIRSHIFT)
+        | ((b'h' as u32) << IOC_TYPESHIFT)
+        | (nr << IOC_NRSHIFT)
         | ((size as u32) << IOC_SIZESHIFT)
 }
 

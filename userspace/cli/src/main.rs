@@ -6,7 +6,11 @@ mod progress;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "httpblk", version, about = "Disk images over plain HTTP, lazily fetched")]
+#[command(
+    name = "httpblk",
+    version,
+    about = "Disk images over plain HTTP, lazily fetched"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

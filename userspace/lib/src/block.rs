@@ -8,7 +8,11 @@ use crate::{Error, Result};
 /// Encodes a block: compressed with `codec`, or raw when that does not shrink it.
 pub fn encode(codec: Codec, raw: &[u8]) -> Result<Vec<u8>> {
     let packed = codec.compress(raw)?;
-    let (codec, payload) = if packed.len() < raw.len() { (codec, packed) } else { (Codec::None, raw.to_vec()) };
+    let (codec, payload) = if packed.len() < raw.len() {
+        (codec, packed)
+    } else {
+        (Codec::None, raw.to_vec())
+    };
     let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + payload.len());
     out.extend_from_slice(&BLOCK_MAGIC);
     out.push(BLOCK_VERSION);
@@ -47,16 +51,27 @@ pub fn parse_header(file: &[u8]) -> Result<Header> {
     let raw_len = u32::from_le_bytes(file[8..12].try_into().unwrap());
     let payload_len = u32::from_le_bytes(file[12..16].try_into().unwrap());
     if payload_len as usize != file.len() - BLOCK_HEADER_LEN {
-        return Err(bad(format!("payload length {payload_len} but file has {}", file.len() - BLOCK_HEADER_LEN)));
+        return Err(bad(format!(
+            "payload length {payload_len} but file has {}",
+            file.len() - BLOCK_HEADER_LEN
+        )));
     }
-    Ok(Header { codec, raw_len, payload_len })
+    Ok(Header {
+        codec,
+        raw_len,
+        payload_len,
+    })
 }
 
 /// Decodes a block file into `out`, whose length is the block's raw length from the index.
 pub fn decode_into(file: &[u8], out: &mut [u8]) -> Result<()> {
     let h = parse_header(file)?;
     if h.raw_len as usize != out.len() {
-        return Err(Error::BadBlockFile(format!("raw length {} but the index says {}", h.raw_len, out.len())));
+        return Err(Error::BadBlockFile(format!(
+            "raw length {} but the index says {}",
+            h.raw_len,
+            out.len()
+        )));
     }
     h.codec.decompress_into(&file[BLOCK_HEADER_LEN..], out)
 }
@@ -67,7 +82,15 @@ mod tests {
 
     #[test]
     fn incompressible_is_stored_raw() {
-        let raw: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let raw: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
         let f = encode(Codec::Lz4, &raw).unwrap();
         assert_eq!(parse_header(&f).unwrap().codec, Codec::None);
         let mut out = vec![0; raw.len()];
@@ -80,9 +103,10 @@ mod tests {
         let raw = vec![7u8; 4096];
         let good = encode(Codec::Zstd, &raw).unwrap();
         let mut out = vec![0; 4096];
-        for (off, val) in [(0, b'x'), (4, 9), (5, 77), (6, 1), (8, 0), (12, 0)] {
+        // Magic, version, codec, reserved, raw length, payload length.
+        for off in [0, 4, 5, 6, 9, 12] {
             let mut f = good.clone();
-            f[off] = val;
+            f[off] ^= 0xff;
             assert!(decode_into(&f, &mut out).is_err(), "offset {off}");
         }
         assert!(decode_into(&good[..good.len() - 1], &mut out).is_err());

@@ -57,7 +57,9 @@ fn be64(b: &[u8]) -> u64 {
 
 fn read_at(f: &File, path: &Path, off: u64, len: u64, file_len: u64) -> Result<Vec<u8>> {
     if off.checked_add(len).is_none_or(|end| end > file_len) || len > (1 << 31) {
-        return Err(bad(format!("table at {off}+{len} lies outside the {file_len}-byte file")));
+        return Err(bad(format!(
+            "table at {off}+{len} lies outside the {file_len}-byte file"
+        )));
     }
     let mut buf = vec![0; len as usize];
     f.read_exact_at(&mut buf, off).at(path)?;
@@ -69,44 +71,74 @@ impl Cloop {
         let file = File::open(path).at(path)?;
         let file_len = file.metadata().at(path)?.len();
         if file_len < HEADER_LEN as u64 {
-            return Err(bad(format!("{} bytes is too short for a cloop image", file_len)));
+            return Err(bad(format!(
+                "{} bytes is too short for a cloop image",
+                file_len
+            )));
         }
         let head = read_at(&file, path, 0, HEADER_LEN as u64, file_len)?;
-        let tail = read_at(&file, path, file_len - HEADER_LEN as u64, HEADER_LEN as u64, file_len)?;
+        let tail = read_at(
+            &file,
+            path,
+            file_len - HEADER_LEN as u64,
+            HEADER_LEN as u64,
+            file_len,
+        )?;
         let sig = |h: &[u8]| h[SIG_OFFSET..SIG_OFFSET + 4].to_vec();
 
-        let (version, block_size, count, offsets_at, original) = if sig(&head) == b"V2.0" || sig(&head) == b"V4.0" {
-            let v = if sig(&head) == b"V2.0" { 2 } else { 4 };
-            (v, be32(&head[HEADROOM..]), be32(&head[HEADROOM + 4..]), HEADER_LEN as u64, None)
-        } else if sig(&tail) == b"V4.0" {
-            let count = be32(&tail[HEADROOM + 4..]) as u64;
-            let table = (count + 1) * 8;
-            let at = (file_len - HEADER_LEN as u64)
-                .checked_sub(table)
-                .ok_or_else(|| bad("footer block count larger than the file"))?;
-            (4, be32(&tail[HEADROOM..]), count as u32, at, None)
-        } else if tail.ends_with(V3_SIGNATURE) {
-            let n = tail.len();
-            let v = be32(&tail[n - 12..]);
-            if v != 3 {
-                return Err(bad(format!("cloop v3 footer with version {v}")));
-            }
-            let at = be64(&tail[n - 20..]);
-            let fixed = read_at(&file, path, at, 16, file_len)?;
-            (3, be32(&fixed[4..]), be32(&fixed[..4]), at + 16, Some(be64(&fixed[8..])))
-        } else {
-            return Err(bad("no V2.0, V3 or V4.0 signature found"));
-        };
+        let (version, block_size, count, offsets_at, original) =
+            if sig(&head) == b"V2.0" || sig(&head) == b"V4.0" {
+                let v = if sig(&head) == b"V2.0" { 2 } else { 4 };
+                (
+                    v,
+                    be32(&head[HEADROOM..]),
+                    be32(&head[HEADROOM + 4..]),
+                    HEADER_LEN as u64,
+                    None,
+                )
+            } else if sig(&tail) == b"V4.0" {
+                let count = be32(&tail[HEADROOM + 4..]) as u64;
+                let table = (count + 1) * 8;
+                let at = (file_len - HEADER_LEN as u64)
+                    .checked_sub(table)
+                    .ok_or_else(|| bad("footer block count larger than the file"))?;
+                (4, be32(&tail[HEADROOM..]), count as u32, at, None)
+            } else if tail.ends_with(V3_SIGNATURE) {
+                let n = tail.len();
+                let v = be32(&tail[n - 12..]);
+                if v != 3 {
+                    return Err(bad(format!("cloop v3 footer with version {v}")));
+                }
+                let at = be64(&tail[n - 20..]);
+                let fixed = read_at(&file, path, at, 16, file_len)?;
+                (
+                    3,
+                    be32(&fixed[4..]),
+                    be32(&fixed[..4]),
+                    at + 16,
+                    Some(be64(&fixed[8..])),
+                )
+            } else {
+                return Err(bad("no V2.0, V3 or V4.0 signature found"));
+            };
 
         if block_size == 0 || block_size % 512 != 0 || block_size > MAX_BLOCK_SIZE {
-            return Err(bad(format!("block size {block_size} is not a multiple of 512 up to {MAX_BLOCK_SIZE}")));
+            return Err(bad(format!(
+                "block size {block_size} is not a multiple of 512 up to {MAX_BLOCK_SIZE}"
+            )));
         }
         if count == 0 {
             return Err(bad("no blocks"));
         }
         let table = read_at(&file, path, offsets_at, (count as u64 + 1) * 8, file_len)?;
         let flags = if version == 3 {
-            Some(read_at(&file, path, offsets_at + (count as u64 + 1) * 8, count as u64 * 4, file_len)?)
+            Some(read_at(
+                &file,
+                path,
+                offsets_at + (count as u64 + 1) * 8,
+                count as u64 * 4,
+                file_len,
+            )?)
         } else {
             None
         };
@@ -140,30 +172,49 @@ impl Cloop {
                 }
             };
             if end < start || end > file_len || end - start > block_size as u64 * 2 + 4096 {
-                return Err(bad(format!("block {i}: offsets {start}..{end} are inconsistent")));
+                return Err(bad(format!(
+                    "block {i}: offsets {start}..{end} are inconsistent"
+                )));
             }
             blocks.push((start, end - start, method));
         }
         let full = count as u64 * block_size as u64;
         let size = original.unwrap_or(full).min(full);
-        Ok(Cloop { file, version, block_size, size, blocks })
+        Ok(Cloop {
+            file,
+            version,
+            block_size,
+            size,
+            blocks,
+        })
     }
 
     /// The uncompressed bytes of block `i` (always `block_size` long).
     pub fn read_block(&self, i: usize) -> Result<Vec<u8>> {
         let (off, len, method) = self.blocks[i];
         let mut data = vec![0; len as usize];
-        self.file.read_exact_at(&mut data, off).map_err(|e| bad(format!("block {i}: {e}")))?;
+        self.file
+            .read_exact_at(&mut data, off)
+            .map_err(|e| bad(format!("block {i}: {e}")))?;
         let mut out = vec![0; self.block_size as usize];
         match method {
-            Method::Xz => return Err(bad(format!("block {i}: xz-compressed blocks are not supported"))),
-            Method::Codec(Codec::None) if data.len() <= out.len() => out[..data.len()].copy_from_slice(&data),
+            Method::Xz => {
+                return Err(bad(format!(
+                    "block {i}: xz-compressed blocks are not supported"
+                )))
+            }
+            Method::Codec(Codec::None) if data.len() <= out.len() => {
+                out[..data.len()].copy_from_slice(&data)
+            }
             Method::Codec(Codec::Zlib) => {
                 // cloop's last block may decode short: keep what it gives, zero the rest.
                 let mut dec = flate2::read::ZlibDecoder::new(&data[..]);
                 let mut n = 0;
                 loop {
-                    match dec.read(&mut out[n..]).map_err(|e| bad(format!("block {i}: zlib: {e}")))? {
+                    match dec
+                        .read(&mut out[n..])
+                        .map_err(|e| bad(format!("block {i}: zlib: {e}")))?
+                    {
                         0 => break,
                         k => n += k,
                     }
@@ -173,12 +224,18 @@ impl Cloop {
                 }
             }
             Method::Codec(Codec::Lz4) => {
-                lz4_flex::block::decompress_into(&data, &mut out).map_err(|e| bad(format!("block {i}: lz4: {e}")))?;
+                lz4_flex::block::decompress_into(&data, &mut out)
+                    .map_err(|e| bad(format!("block {i}: lz4: {e}")))?;
             }
             Method::Codec(Codec::Lzo) => {
-                lzo1x::decompress(&data, &mut out).map_err(|e| bad(format!("block {i}: lzo: {e:?}")))?;
+                lzo1x::decompress(&data, &mut out)
+                    .map_err(|e| bad(format!("block {i}: lzo: {e:?}")))?;
             }
-            Method::Codec(c) => return Err(bad(format!("block {i}: unexpected {c:?} payload of {len} bytes"))),
+            Method::Codec(c) => {
+                return Err(bad(format!(
+                    "block {i}: unexpected {c:?} payload of {len} bytes"
+                )))
+            }
         }
         Ok(out)
     }
@@ -191,7 +248,13 @@ impl Cloop {
     /// A reader over the uncompressed image (padded with zeros to `httpblk_size`).
     pub fn reader(self) -> CloopReader {
         let left = self.httpblk_size();
-        CloopReader { cloop: self, next: 0, buf: Vec::new(), pos: 0, left }
+        CloopReader {
+            cloop: self,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+            left,
+        }
     }
 }
 
@@ -211,14 +274,19 @@ impl Read for CloopReader {
         }
         if self.pos == self.buf.len() {
             self.buf = if self.next < self.cloop.blocks.len() {
-                self.cloop.read_block(self.next).map_err(std::io::Error::other)?
+                self.cloop
+                    .read_block(self.next)
+                    .map_err(std::io::Error::other)?
             } else {
                 vec![0; 512]
             };
             self.next += 1;
             self.pos = 0;
         }
-        let n = out.len().min(self.buf.len() - self.pos).min(self.left as usize);
+        let n = out
+            .len()
+            .min(self.buf.len() - self.pos)
+            .min(self.left as usize);
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         self.left -= n as u64;

@@ -17,7 +17,13 @@ pub enum Codec {
 }
 
 impl Codec {
-    pub const ALL: [Codec; 5] = [Codec::None, Codec::Lzo, Codec::Lz4, Codec::Zstd, Codec::Zlib];
+    pub const ALL: [Codec; 5] = [
+        Codec::None,
+        Codec::Lzo,
+        Codec::Lz4,
+        Codec::Zstd,
+        Codec::Zlib,
+    ];
 
     pub fn id(self) -> u8 {
         match self {
@@ -50,11 +56,18 @@ impl Codec {
         Codec::ALL
             .into_iter()
             .find(|c| c.name() == name)
-            .ok_or_else(|| Error::Invalid(format!("unknown codec '{name}' (none, lzo, lz4, zstd, zlib)")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown codec '{name}' (none, lzo, lz4, zstd, zlib)"
+                ))
+            })
     }
 
     fn err(self, reason: impl ToString) -> Error {
-        Error::Codec { codec: self.name(), reason: reason.to_string() }
+        Error::Codec {
+            codec: self.name(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Compresses `raw` (never empty: an empty block is never encoded).
@@ -66,7 +79,8 @@ impl Codec {
             Codec::Lz4 => Ok(lz4_flex::block::compress(raw)),
             Codec::Zstd => zstd::bulk::compress(raw, 3).map_err(|e| self.err(e)),
             Codec::Zlib => {
-                let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+                let mut enc =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
                 enc.write_all(raw).map_err(|e| self.err(e))?;
                 enc.finish().map_err(|e| self.err(e))
             }
@@ -82,7 +96,10 @@ impl Codec {
         let got = match self {
             Codec::None => {
                 if payload.len() != want {
-                    return Err(self.err(format!("raw payload is {} bytes, expected {want}", payload.len())));
+                    return Err(self.err(format!(
+                        "raw payload is {} bytes, expected {want}",
+                        payload.len()
+                    )));
                 }
                 out.copy_from_slice(payload);
                 want
@@ -92,10 +109,13 @@ impl Codec {
                 lzo1x::decompress(payload, out).map_err(|e| self.err(e))?;
                 want
             }
-            Codec::Lz4 => lz4_flex::block::decompress_into(payload, out).map_err(|e| self.err(e))?,
+            Codec::Lz4 => {
+                lz4_flex::block::decompress_into(payload, out).map_err(|e| self.err(e))?
+            }
             Codec::Zstd => {
                 let mut d = zstd::bulk::Decompressor::new().map_err(|e| self.err(e))?;
-                d.decompress_to_buffer(payload, out).map_err(|e| self.err(e))?
+                d.decompress_to_buffer(payload, out)
+                    .map_err(|e| self.err(e))?
             }
             Codec::Zlib => {
                 let mut dec = flate2::read::ZlibDecoder::new(payload);
@@ -148,8 +168,14 @@ mod tests {
             let enc = codec.compress(&raw).unwrap();
             let mut short = vec![0; 4095];
             let mut long = vec![0; 4097];
-            assert!(codec.decompress_into(&enc, &mut short).is_err(), "{codec:?} short");
-            assert!(codec.decompress_into(&enc, &mut long).is_err(), "{codec:?} long");
+            assert!(
+                codec.decompress_into(&enc, &mut short).is_err(),
+                "{codec:?} short"
+            );
+            assert!(
+                codec.decompress_into(&enc, &mut long).is_err(),
+                "{codec:?} long"
+            );
         }
     }
 }

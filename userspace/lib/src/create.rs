@@ -29,8 +29,12 @@ pub struct Options {
 impl Options {
     /// Checks a block size in bytes and returns its shift.
     pub fn block_shift_of(size: u64) -> Result<u8> {
-        if !size.is_power_of_two() || !(MIN_BLOCK_SHIFT..=MAX_BLOCK_SHIFT).contains(&(size.trailing_zeros() as u8)) {
-            return Err(Error::Invalid(format!("block size {size} must be a power of two from 4 KiB to 4 MiB")));
+        if !size.is_power_of_two()
+            || !(MIN_BLOCK_SHIFT..=MAX_BLOCK_SHIFT).contains(&(size.trailing_zeros() as u8))
+        {
+            return Err(Error::Invalid(format!(
+                "block size {size} must be a power of two from 4 KiB to 4 MiB"
+            )));
         }
         Ok(size.trailing_zeros() as u8)
     }
@@ -86,17 +90,32 @@ pub fn source_size(path: &Path) -> Result<u64> {
         return Err(Error::BadSource(format!("{}: empty", path.display())));
     }
     if size % 512 != 0 {
-        return Err(Error::BadSource(format!("{}: size {size} is not a multiple of 512", path.display())));
+        return Err(Error::BadSource(format!(
+            "{}: size {size} is not a multiple of 512",
+            path.display()
+        )));
     }
     Ok(size)
 }
 
 /// Creates an image of the file or block device `source` in `outdir`.
 /// `progress` is called with bytes processed.
-pub fn create(source: &Path, outdir: &Path, opts: &Options, progress: &(dyn Fn(u64) + Sync)) -> Result<Created> {
+pub fn create(
+    source: &Path,
+    outdir: &Path,
+    opts: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Created> {
     let image_size = source_size(source)?;
     let f = File::open(source).at(source)?;
-    create_from(Box::new(f), &source.display().to_string(), image_size, outdir, opts, progress)
+    create_from(
+        Box::new(f),
+        &source.display().to_string(),
+        image_size,
+        outdir,
+        opts,
+        progress,
+    )
 }
 
 /// Creates an image from `image_size` bytes of `input` (named `what` in errors).
@@ -111,7 +130,9 @@ pub fn create_from(
     let bs = 1usize << opts.block_shift;
     let count = block_count(image_size, opts.block_shift);
     if count > MAX_BLOCKS {
-        return Err(Error::BadSource(format!("{count} blocks exceed the limit of {MAX_BLOCKS}: use a larger block size")));
+        return Err(Error::BadSource(format!(
+            "{count} blocks exceed the limit of {MAX_BLOCKS}: use a larger block size"
+        )));
     }
     std::fs::create_dir_all(outdir).at(outdir)?;
     let batch_blocks = (BATCH_BYTES / bs).max(1);
@@ -134,17 +155,27 @@ pub fn create_from(
     });
 
     let mut entries = Vec::with_capacity(count as usize);
-    let mut stats = Stats { blocks: count, bytes_in: image_size, ..Default::default() };
+    let mut stats = Stats {
+        blocks: count,
+        bytes_in: image_size,
+        ..Default::default()
+    };
     // Stored length of every distinct block of the image (0 while its write is pending).
     let mut known: HashMap<BlockDigest, u32> = HashMap::new();
-    let zero_digest = BlockDigest::from_slice(&[0; 32][..opts.hash.len()]);
+    let zero_digest = BlockDigest::from_slice(&[0; 32][..opts.hash.digest_len()]);
     let mut done = 0u64;
     for batch in rx {
         let batch = batch?;
         let chunks: Vec<&[u8]> = batch.chunks(bs).collect();
         let digests: Vec<Option<BlockDigest>> = chunks
             .par_iter()
-            .map(|c| if c.iter().all(|&b| b == 0) { None } else { Some(opts.hash.digest(c)) })
+            .map(|c| {
+                if c.iter().all(|&b| b == 0) {
+                    None
+                } else {
+                    Some(opts.hash.digest(c))
+                }
+            })
             .collect();
         // Decide sequentially which blocks are new, so a duplicate is compressed once.
         let mut todo = Vec::new();
@@ -170,7 +201,11 @@ pub fn create_from(
                 }
                 let file = block::encode(opts.codec, chunks[i])?;
                 let wrote = write_new_file(&path, &file)?;
-                let len = if wrote { file.len() as u64 } else { std::fs::metadata(&path).at(&path)?.len() };
+                let len = if wrote {
+                    file.len() as u64
+                } else {
+                    std::fs::metadata(&path).at(&path)?.len()
+                };
                 Ok((i, len as u32, wrote))
             })
             .collect();
@@ -186,8 +221,14 @@ pub fn create_from(
         }
         for d in &digests {
             entries.push(match d {
-                None => Entry { digest: zero_digest, stored_len: 0 },
-                Some(d) => Entry { digest: *d, stored_len: known[d] },
+                None => Entry {
+                    digest: zero_digest,
+                    stored_len: 0,
+                },
+                Some(d) => Entry {
+                    digest: *d,
+                    stored_len: known[d],
+                },
             });
         }
         done += batch.len() as u64;
@@ -198,9 +239,19 @@ pub fn create_from(
         return Err(Error::BadSource(format!("{what}: shrank while reading")));
     }
 
-    let index = Index { image_size, block_shift: opts.block_shift, hash: opts.hash, entries };
+    let index = Index {
+        image_size,
+        block_shift: opts.block_shift,
+        hash: opts.hash,
+        entries,
+    };
     let bytes = index.to_bytes();
     let index_path = outdir.join(format!("{}{INDEX_SUFFIX}", opts.name));
     replace_file(&index_path, &bytes)?;
-    Ok(Created { index_sha256: sha256_hex(&bytes), index, index_path, stats })
+    Ok(Created {
+        index_sha256: sha256_hex(&bytes),
+        index,
+        index_path,
+        stats,
+    })
 }

@@ -32,7 +32,7 @@ impl HashAlg {
         }
     }
 
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashAlg::Sha256 => 32,
             HashAlg::Md5 => 16,
@@ -50,13 +50,18 @@ impl HashAlg {
         match name {
             "sha256" => Ok(HashAlg::Sha256),
             "md5" => Ok(HashAlg::Md5),
-            _ => Err(Error::Invalid(format!("unknown hash '{name}' (sha256, md5)"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown hash '{name}' (sha256, md5)"
+            ))),
         }
     }
 
     /// Hashes `data`.
     pub fn digest(self, data: &[u8]) -> BlockDigest {
-        let mut d = BlockDigest { bytes: [0; MAX_DIGEST_LEN], len: self.len() as u8 };
+        let mut d = BlockDigest {
+            bytes: [0; MAX_DIGEST_LEN],
+            len: self.digest_len() as u8,
+        };
         match self {
             HashAlg::Sha256 => d.bytes.copy_from_slice(&Sha256::digest(data)),
             HashAlg::Md5 => d.bytes[..16].copy_from_slice(&Md5::digest(data)),
@@ -76,7 +81,10 @@ impl BlockDigest {
     /// Wraps digest bytes read from an index.
     pub fn from_slice(b: &[u8]) -> Self {
         assert!(b.len() <= MAX_DIGEST_LEN);
-        let mut d = BlockDigest { bytes: [0; MAX_DIGEST_LEN], len: b.len() as u8 };
+        let mut d = BlockDigest {
+            bytes: [0; MAX_DIGEST_LEN],
+            len: b.len() as u8,
+        };
         d.bytes[..b.len()].copy_from_slice(b);
         d
     }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("bad index: {0}")]
     BadIndex(String),
@@ -15,7 +18,11 @@ pub enum Error {
     IndexDigestMismatch { expected: String, actual: String },
 
     #[error("block {index} ({name}): {reason}")]
-    BadBlock { index: u64, name: String, reason: String },
+    BadBlock {
+        index: u64,
+        name: String,
+        reason: String,
+    },
 
     #[error("bad block file: {0}")]
     BadBlockFile(String),
@@ -48,6 +55,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
     }
 }

@@ -34,7 +34,10 @@ impl HttpClient {
     }
 
     fn err(url: &str, reason: impl ToString) -> Error {
-        Error::Http { url: url.to_string(), reason: reason.to_string() }
+        Error::Http {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        }
     }
 
     async fn send(&self, url: &str) -> Result<hyper::Response<Incoming>> {
@@ -42,14 +45,18 @@ impl HttpClient {
         if uri.scheme_str() != Some("http") {
             return Err(Self::err(url, "only http:// URLs are supported"));
         }
-        let req = Request::get(uri).body(Empty::new()).map_err(|e| Self::err(url, e))?;
+        let req = Request::get(uri)
+            .body(Empty::new())
+            .map_err(|e| Self::err(url, e))?;
         let resp = tokio::time::timeout(self.timeout, self.client.request(req))
             .await
             .map_err(|_| Self::err(url, format!("no response within {:?}", self.timeout)))?
             .map_err(|e| Self::err(url, e))?;
         match resp.status() {
             StatusCode::OK => Ok(resp),
-            StatusCode::NOT_FOUND => Err(Error::NotFound { url: url.to_string() }),
+            StatusCode::NOT_FOUND => Err(Error::NotFound {
+                url: url.to_string(),
+            }),
             s => Err(Self::err(url, format!("HTTP {s}"))),
         }
     }
@@ -64,7 +71,10 @@ impl HttpClient {
                 let frame = frame.map_err(|e| Self::err(url, e))?;
                 if let Some(data) = frame.data_ref() {
                     if data.len() > buf.len() - n {
-                        return Err(Self::err(url, format!("body longer than the expected {} bytes", buf.len())));
+                        return Err(Self::err(
+                            url,
+                            format!("body longer than the expected {} bytes", buf.len()),
+                        ));
                     }
                     buf[n..n + data.len()].copy_from_slice(data);
                     n += data.len();
@@ -81,9 +91,16 @@ impl HttpClient {
     pub async fn get(&self, url: &str, max_len: usize) -> Result<Bytes> {
         let resp = self.send(url).await?;
         if let Some(len) = resp.headers().get(hyper::header::CONTENT_LENGTH) {
-            let len: u64 = len.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            let len: u64 = len
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
             if len > max_len as u64 {
-                return Err(Self::err(url, format!("body of {len} bytes exceeds the limit of {max_len}")));
+                return Err(Self::err(
+                    url,
+                    format!("body of {len} bytes exceeds the limit of {max_len}"),
+                ));
             }
         }
         let body = http_body_util::Limited::new(resp.into_body(), max_len);

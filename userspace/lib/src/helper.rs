@@ -29,8 +29,19 @@ pub struct Helper {
 }
 
 impl Helper {
-    pub fn new(ring: Ring, index: Index, location: Location, cache_dir: Option<PathBuf>) -> Arc<Helper> {
-        Arc::new(Helper { ring, index, location, cache_dir, from_disk: Mutex::new(HashSet::new()) })
+    pub fn new(
+        ring: Ring,
+        index: Index,
+        location: Location,
+        cache_dir: Option<PathBuf>,
+    ) -> Arc<Helper> {
+        Arc::new(Helper {
+            ring,
+            index,
+            location,
+            cache_dir,
+            from_disk: Mutex::new(HashSet::new()),
+        })
     }
 
     /// Serves submissions until the device goes away. Blocks: run it on its own thread.
@@ -48,6 +59,12 @@ impl Helper {
     }
 
     async fn serve(&self, sqe: Sqe) {
+        tracing::debug!(
+            "fetch block {} into slot {} (seq {})",
+            sqe.block,
+            sqe.slot,
+            sqe.seq
+        );
         let status = match self.fetch(&sqe).await {
             Ok(len) => return self.post(sqe, 0, len),
             Err(e) => {
@@ -59,7 +76,12 @@ impl Helper {
     }
 
     fn post(&self, sqe: Sqe, status: i32, len: u32) {
-        let cqe = Cqe { slot: sqe.slot, seq: sqe.seq, status, len };
+        let cqe = Cqe {
+            slot: sqe.slot,
+            seq: sqe.seq,
+            status,
+            len,
+        };
         if let Err(e) = self.ring.complete(cqe) {
             tracing::error!("posting completion: {e}");
         }
@@ -68,9 +90,16 @@ impl Helper {
     /// Fills the slot with block file `sqe.block`; returns its length.
     async fn fetch(&self, sqe: &Sqe) -> Result<u32> {
         let bad = |m: String| crate::Error::Invalid(format!("kernel submission {sqe:?}: {m}"));
-        let entry = *self.index.entries.get(sqe.block as usize).ok_or_else(|| bad("block out of range".into()))?;
+        let entry = *self
+            .index
+            .entries
+            .get(sqe.block as usize)
+            .ok_or_else(|| bad("block out of range".into()))?;
         if sqe.stored_len != entry.stored_len || entry.stored_len == 0 {
-            return Err(bad(format!("stored length differs from the index ({})", entry.stored_len)));
+            return Err(bad(format!(
+                "stored length differs from the index ({})",
+                entry.stored_len
+            )));
         }
         let (ptr, cap) = self.ring.slot_ptr(sqe.slot);
         let len = entry.stored_len as usize;
@@ -81,7 +110,7 @@ impl Helper {
         // serves it until the completion is posted.
         let slot = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
         let rel = block_rel_path(&entry.digest);
-        if self.from_disk_cache(sqe.block, &rel, slot).await {
+        if self.read_disk_cache(sqe.block, &rel, slot).await {
             return Ok(len as u32);
         }
         let mut last = None;
@@ -91,7 +120,7 @@ impl Helper {
             }
             match self.get_into(&rel, slot).await {
                 Ok(n) if n == len => {
-                    self.to_disk_cache(&rel, slot);
+                    self.write_disk_cache(&rel, slot);
                     return Ok(len as u32);
                 }
                 Ok(n) => last = Some(bad(format!("server sent {n} bytes, the index says {len}"))),
@@ -115,8 +144,10 @@ impl Helper {
         }
     }
 
-    async fn from_disk_cache(&self, block: u64, rel: &str, slot: &mut [u8]) -> bool {
-        let Some(dir) = &self.cache_dir else { return false };
+    async fn read_disk_cache(&self, block: u64, rel: &str, slot: &mut [u8]) -> bool {
+        let Some(dir) = &self.cache_dir else {
+            return false;
+        };
         let path = dir.join(rel);
         if !self.from_disk.lock().unwrap().insert(block) {
             // Asked again: the kernel rejected the cached copy.
@@ -136,7 +167,7 @@ impl Helper {
         }
     }
 
-    fn to_disk_cache(&self, rel: &str, data: &[u8]) {
+    fn write_disk_cache(&self, rel: &str, data: &[u8]) {
         if let Some(dir) = &self.cache_dir {
             if let Err(e) = write_new_file(&dir.join(rel), data) {
                 tracing::warn!("disk cache: {e}");

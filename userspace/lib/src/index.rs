@@ -58,7 +58,7 @@ impl Index {
 
     /// Serializes the index.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let dlen = self.hash.len();
+        let dlen = self.hash.digest_len();
         let mut out = Vec::with_capacity(INDEX_HEADER_LEN + self.entries.len() * (dlen + 4));
         out.extend_from_slice(&INDEX_MAGIC);
         out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
@@ -82,20 +82,28 @@ impl Index {
     /// `BadIndex` naming the first violated rule.
     pub fn parse(b: &[u8]) -> Result<Index> {
         if b.len() < INDEX_HEADER_LEN {
-            return Err(bad(format!("truncated header: {} bytes, need {INDEX_HEADER_LEN}", b.len())));
+            return Err(bad(format!(
+                "truncated header: {} bytes, need {INDEX_HEADER_LEN}",
+                b.len()
+            )));
         }
         if b[..8] != INDEX_MAGIC {
             return Err(bad("not an httpblk index (bad magic)"));
         }
         let version = le_u32(b, IDX_OFF_VERSION);
         if version != INDEX_VERSION {
-            return Err(bad(format!("unsupported version {version} (this reader knows {INDEX_VERSION})")));
+            return Err(bad(format!(
+                "unsupported version {version} (this reader knows {INDEX_VERSION})"
+            )));
         }
         let flags = le_u32(b, IDX_OFF_FLAGS);
         if flags != 0 {
             return Err(bad(format!("unknown flags {flags:#x}")));
         }
-        if b[IDX_OFF_RESERVED..INDEX_HEADER_LEN].iter().any(|&x| x != 0) {
+        if b[IDX_OFF_RESERVED..INDEX_HEADER_LEN]
+            .iter()
+            .any(|&x| x != 0)
+        {
             return Err(bad("reserved header bytes are not zero"));
         }
         let image_size = le_u64(b, IDX_OFF_IMAGE_SIZE);
@@ -103,18 +111,26 @@ impl Index {
         let block_shift = b[IDX_OFF_BLOCK_SHIFT];
         let hash = HashAlg::from_id(b[IDX_OFF_HASH])?;
         if !(MIN_BLOCK_SHIFT..=MAX_BLOCK_SHIFT).contains(&block_shift) {
-            return Err(bad(format!("block shift {block_shift} outside {MIN_BLOCK_SHIFT}..={MAX_BLOCK_SHIFT}")));
+            return Err(bad(format!(
+                "block shift {block_shift} outside {MIN_BLOCK_SHIFT}..={MAX_BLOCK_SHIFT}"
+            )));
         }
-        if image_size == 0 || image_size % 512 != 0 {
-            return Err(bad(format!("image size {image_size} is not a positive multiple of 512")));
+        if image_size == 0 || !image_size.is_multiple_of(512) {
+            return Err(bad(format!(
+                "image size {image_size} is not a positive multiple of 512"
+            )));
         }
         if count != block_count(image_size, block_shift) {
-            return Err(bad(format!("block count {count} does not match image size {image_size}")));
+            return Err(bad(format!(
+                "block count {count} does not match image size {image_size}"
+            )));
         }
         if count > MAX_BLOCKS {
-            return Err(bad(format!("{count} blocks exceed the limit of {MAX_BLOCKS}")));
+            return Err(bad(format!(
+                "{count} blocks exceed the limit of {MAX_BLOCKS}"
+            )));
         }
-        let entry_len = hash.len() + INDEX_ENTRY_LEN_FIELD;
+        let entry_len = hash.digest_len() + INDEX_ENTRY_LEN_FIELD;
         let body = &b[INDEX_HEADER_LEN..];
         if body.len() as u64 != count * entry_len as u64 {
             return Err(bad(format!(
@@ -126,18 +142,25 @@ impl Index {
         let max_stored = max_stored_len(block_shift) as u32;
         let mut entries = Vec::with_capacity(count as usize);
         for (i, chunk) in body.chunks_exact(entry_len).enumerate() {
-            let digest = BlockDigest::from_slice(&chunk[..hash.len()]);
-            let stored_len = le_u32(chunk, hash.len());
+            let digest = BlockDigest::from_slice(&chunk[..hash.digest_len()]);
+            let stored_len = le_u32(chunk, hash.digest_len());
             if stored_len == 0 {
                 if digest.as_bytes().iter().any(|&x| x != 0) {
                     return Err(bad(format!("block {i}: zero block with a non-zero digest")));
                 }
             } else if stored_len as usize <= BLOCK_HEADER_LEN || stored_len > max_stored {
-                return Err(bad(format!("block {i}: stored length {stored_len} out of range")));
+                return Err(bad(format!(
+                    "block {i}: stored length {stored_len} out of range"
+                )));
             }
             entries.push(Entry { digest, stored_len });
         }
-        Ok(Index { image_size, block_shift, hash, entries })
+        Ok(Index {
+            image_size,
+            block_shift,
+            hash,
+            entries,
+        })
     }
 }
 
@@ -152,10 +175,22 @@ mod tests {
             block_shift: 12,
             hash,
             entries: vec![
-                Entry { digest: hash.digest(b"a"), stored_len: 100 },
-                Entry { digest: BlockDigest::from_slice(&[0; 32]), stored_len: 0 },
-                Entry { digest: hash.digest(b"b"), stored_len: 4096 + 16 },
-                Entry { digest: hash.digest(b"c"), stored_len: 40 },
+                Entry {
+                    digest: hash.digest(b"a"),
+                    stored_len: 100,
+                },
+                Entry {
+                    digest: BlockDigest::from_slice(&[0; 32]),
+                    stored_len: 0,
+                },
+                Entry {
+                    digest: hash.digest(b"b"),
+                    stored_len: 4096 + 16,
+                },
+                Entry {
+                    digest: hash.digest(b"c"),
+                    stored_len: 40,
+                },
             ],
         }
     }
@@ -172,7 +207,11 @@ mod tests {
     fn rejects_truncation_at_every_length() {
         let b = sample().to_bytes();
         for n in 0..b.len() {
-            assert!(Index::parse(&b[..n]).is_err(), "accepted {n} of {} bytes", b.len());
+            assert!(
+                Index::parse(&b[..n]).is_err(),
+                "accepted {n} of {} bytes",
+                b.len()
+            );
         }
     }
 

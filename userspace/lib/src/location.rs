@@ -43,17 +43,27 @@ impl Location {
         if arg.starts_with("http://") || arg.starts_with("https://") {
             let (base, name) = arg.rsplit_once('/').unwrap();
             if !name.ends_with(INDEX_SUFFIX) {
-                return Err(Error::Invalid(format!("{arg}: a URL must name the index file (…/NAME{INDEX_SUFFIX})")));
+                return Err(Error::Invalid(format!(
+                    "{arg}: a URL must name the index file (…/NAME{INDEX_SUFFIX})"
+                )));
             }
             let client = HttpClient::new(DEFAULT_TIMEOUT);
-            let store = Store::Http { base: format!("{base}/"), client };
-            return Ok(vec![Location { store, index_name: name.to_string() }]);
+            let store = Store::Http {
+                base: format!("{base}/"),
+                client,
+            };
+            return Ok(vec![Location {
+                store,
+                index_name: name.to_string(),
+            }]);
         }
         let path = Path::new(arg);
         if path.is_dir() {
             let found = list_indexes(path)?;
             if found.is_empty() {
-                return Err(Error::Invalid(format!("{arg}: no *{INDEX_SUFFIX} index in this directory")));
+                return Err(Error::Invalid(format!(
+                    "{arg}: no *{INDEX_SUFFIX} index in this directory"
+                )));
             }
             return Ok(found
                 .into_iter()
@@ -63,9 +73,17 @@ impl Location {
                 })
                 .collect());
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| Error::Invalid(format!("{arg}: not a file")))?;
-        Ok(vec![Location { store: Store::Dir(dir.to_path_buf()), index_name: name.to_string_lossy().into_owned() }])
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Invalid(format!("{arg}: not a file")))?;
+        Ok(vec![Location {
+            store: Store::Dir(dir.to_path_buf()),
+            index_name: name.to_string_lossy().into_owned(),
+        }])
     }
 
     /// Human-readable name of a file of this store.
@@ -83,12 +101,18 @@ impl Location {
                 let path = d.join(rel);
                 let data = match tokio::fs::read(&path).await {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(Error::NotFound { url: path.display().to_string() })
+                        return Err(Error::NotFound {
+                            url: path.display().to_string(),
+                        })
                     }
                     r => r.at(&path)?,
                 };
                 if data.len() > max_len {
-                    return Err(Error::BadBlockFile(format!("{}: {} bytes, expected at most {max_len}", path.display(), data.len())));
+                    return Err(Error::BadBlockFile(format!(
+                        "{}: {} bytes, expected at most {max_len}",
+                        path.display(),
+                        data.len()
+                    )));
                 }
                 Ok(data.into())
             }
@@ -103,7 +127,10 @@ impl Location {
         let actual = sha256_hex(&raw);
         if let Some(expected) = pin {
             if !expected.eq_ignore_ascii_case(&actual) {
-                return Err(Error::IndexDigestMismatch { expected: expected.to_lowercase(), actual });
+                return Err(Error::IndexDigestMismatch {
+                    expected: expected.to_lowercase(),
+                    actual,
+                });
             }
         }
         Ok((Index::parse(&raw)?, actual, raw))

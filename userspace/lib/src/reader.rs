@@ -35,19 +35,39 @@ pub struct Problem {
 impl Reader {
     pub async fn open(location: Location, pin: Option<&str>) -> Result<Arc<Reader>> {
         let (index, index_sha256, _) = location.open(pin).await?;
-        Ok(Arc::new(Reader { location, index, index_sha256 }))
+        Ok(Arc::new(Reader {
+            location,
+            index,
+            index_sha256,
+        }))
     }
 
     /// Fetches block file `digest` and checks it decodes to `raw_len` bytes with that digest.
-    pub async fn fetch_checked(self: &Arc<Self>, i: u64, digest: BlockDigest, stored_len: u32) -> Result<Vec<u8>> {
+    pub async fn fetch_checked(
+        self: &Arc<Self>,
+        i: u64,
+        digest: BlockDigest,
+        stored_len: u32,
+    ) -> Result<Vec<u8>> {
         let rel = block_rel_path(&digest);
-        let bad = |reason: String| Error::BadBlock { index: i, name: rel.clone(), reason };
-        let file = self.location.get(&rel, stored_len as usize).await.map_err(|e| match e {
-            e @ Error::NotFound { .. } => e,
-            e => bad(e.to_string()),
-        })?;
+        let bad = |reason: String| Error::BadBlock {
+            index: i,
+            name: rel.clone(),
+            reason,
+        };
+        let file = self
+            .location
+            .get(&rel, stored_len as usize)
+            .await
+            .map_err(|e| match e {
+                e @ Error::NotFound { .. } => e,
+                e => bad(e.to_string()),
+            })?;
         if file.len() != stored_len as usize {
-            return Err(bad(format!("{} bytes, the index says {stored_len}", file.len())));
+            return Err(bad(format!(
+                "{} bytes, the index says {stored_len}",
+                file.len()
+            )));
         }
         let raw_len = self.index.raw_len(i);
         let hash = self.index.hash;
@@ -56,7 +76,10 @@ impl Reader {
             block::decode_into(&file, &mut out)?;
             let got = hash.digest(&out);
             if got != digest {
-                return Err(Error::BadBlockFile(format!("content digest {} does not match its name", got.hex())));
+                return Err(Error::BadBlockFile(format!(
+                    "content digest {} does not match its name",
+                    got.hex()
+                )));
             }
             Ok(out)
         })
@@ -75,17 +98,30 @@ impl Reader {
     }
 
     /// Writes the whole image to `out` in order, `jobs` blocks in flight.
-    pub async fn cat(self: &Arc<Self>, out: &mut impl Write, jobs: usize, progress: &dyn Fn(u64)) -> Result<()> {
+    pub async fn cat(
+        self: &Arc<Self>,
+        out: &mut impl Write,
+        jobs: usize,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
         let n = self.index.entries.len() as u64;
-        let mut blocks = stream::iter(0..n).map(|i| self.read_block(i)).buffered(jobs.max(1));
+        let mut blocks = stream::iter(0..n)
+            .map(|i| self.read_block(i))
+            .buffered(jobs.max(1));
         let mut done = 0u64;
         while let Some(b) = blocks.next().await {
             let b = b?;
-            out.write_all(&b).map_err(|e| Error::Io { path: "output".into(), source: e })?;
+            out.write_all(&b).map_err(|e| Error::Io {
+                path: "output".into(),
+                source: e,
+            })?;
             done += b.len() as u64;
             progress(done);
         }
-        out.flush().map_err(|e| Error::Io { path: "output".into(), source: e })
+        out.flush().map_err(|e| Error::Io {
+            path: "output".into(),
+            source: e,
+        })
     }
 
     /// Checks every distinct block file the index references; returns the problems found.
@@ -93,7 +129,11 @@ impl Reader {
         let mut users: HashMap<BlockDigest, (u64, u32, Vec<u64>)> = HashMap::new();
         for (i, e) in self.index.entries.iter().enumerate() {
             if !e.is_zero() {
-                users.entry(e.digest).or_insert((i as u64, e.stored_len, Vec::new())).2.push(i as u64);
+                users
+                    .entry(e.digest)
+                    .or_insert((i as u64, e.stored_len, Vec::new()))
+                    .2
+                    .push(i as u64);
             }
         }
         let mut problems: Vec<Problem> = stream::iter(users)

@@ -6,7 +6,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use crate::uapi::{self, AddDevice, Cqe, DeviceId, DeviceList, HelperHeader, KernelHeader, Sqe, Wait};
+use crate::uapi::{
+    self, AddDevice, Cqe, DeviceId, DeviceList, HelperHeader, KernelHeader, Sqe, Wait,
+};
 use crate::{Error, Result};
 
 /// Path of the control device.
@@ -16,7 +18,10 @@ pub fn control_path() -> String {
 
 fn os_err(what: &str) -> Error {
     let e = std::io::Error::last_os_error();
-    Error::Io { path: format!("{} ({what})", control_path()).into(), source: e }
+    Error::Io {
+        path: format!("{} ({what})", control_path()).into(),
+        source: e,
+    }
 }
 
 /// An open control device.
@@ -27,10 +32,14 @@ pub struct Control {
 impl Control {
     pub fn open() -> Result<Control> {
         let path = control_path();
-        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|source| Error::Io {
-            path: format!("{path} (is httpblk.ko loaded? modprobe httpblk)").into(),
-            source,
-        })?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                path: format!("{path} (is httpblk.ko loaded? modprobe httpblk)").into(),
+                source,
+            })?;
         Ok(Control { file })
     }
 
@@ -46,14 +55,21 @@ impl Control {
 
     /// Ids of the attached devices.
     pub fn list(&self) -> Result<Vec<u32>> {
-        let mut l = DeviceList { count: 0, reserved: 0, ids: [0; uapi::LIST_MAX] };
+        let mut l = DeviceList {
+            count: 0,
+            reserved: 0,
+            ids: [0; uapi::LIST_MAX],
+        };
         self.ioctl(uapi::IOC_LIST, &mut l, "list")?;
         Ok(l.ids[..(l.count as usize).min(uapi::LIST_MAX)].to_vec())
     }
 
     /// Removes device `id`; its helper sees the device die and exits.
     pub fn remove(&self, id: u32) -> Result<()> {
-        let mut d = DeviceId { dev_id: id, reserved: 0 };
+        let mut d = DeviceId {
+            dev_id: id,
+            reserved: 0,
+        };
         self.ioctl(uapi::IOC_REMOVE, &mut d, "remove")
     }
 }
@@ -73,7 +89,16 @@ impl Mapping {
     fn new(file: &File, offset: u64, len: usize, writable: bool) -> Result<Mapping> {
         let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
         // SAFETY: a fresh shared mapping of the control file; the kernel checks offset and size.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, file.as_raw_fd(), offset as _) };
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                offset as _,
+            )
+        };
         if p == libc::MAP_FAILED {
             return Err(os_err("mmap"));
         }
@@ -132,23 +157,41 @@ impl Ring {
         let u = url.as_bytes();
         let n = u.len().min(uapi::URL_LEN - 1);
         req.url[..n].copy_from_slice(&u[..n]);
-        control.ioctl(uapi::IOC_ADD, &mut req, "add device; dmesg tells why on EINVAL")?;
-        let kernel = Mapping::new(&control.file, uapi::KERNEL_REGION_OFFSET, req.kernel_region_len as usize, false)?;
-        let helper = Mapping::new(&control.file, uapi::HELPER_REGION_OFFSET, req.helper_region_len as usize, true)?;
+        control.ioctl(
+            uapi::IOC_ADD,
+            &mut req,
+            "add device; dmesg tells why on EINVAL",
+        )?;
+        let kernel = Mapping::new(
+            &control.file,
+            uapi::KERNEL_REGION_OFFSET,
+            req.kernel_region_len as usize,
+            false,
+        )?;
+        let helper = Mapping::new(
+            &control.file,
+            uapi::HELPER_REGION_OFFSET,
+            req.helper_region_len as usize,
+            true,
+        )?;
         Ok(Ring {
             control,
             kernel,
             helper,
             nr_slots,
             slot_size: req.slot_size as usize,
-            added: Added { dev_id: req.dev_id, index_sha256: hex::encode(req.index_sha256) },
+            added: Added {
+                dev_id: req.dev_id,
+                index_sha256: hex::encode(req.index_sha256),
+            },
             cq: Mutex::new(()),
         })
     }
 
     /// Adds the disk. Call once the ring is being served: partition scanning reads through it.
     pub fn start(&self) -> Result<()> {
-        self.control.ioctl(uapi::IOC_START, std::ptr::null_mut::<u8>(), "start")
+        self.control
+            .ioctl(uapi::IOC_START, std::ptr::null_mut::<u8>(), "start")
     }
 
     /// Blocks until the submission tail moves past `seen`; returns the new tail, or `None`
@@ -158,8 +201,12 @@ impl Ring {
             let mut w = Wait { seen, tail: 0 };
             match self.control.ioctl(uapi::IOC_WAIT, &mut w, "wait") {
                 Ok(()) => return Ok(Some(w.tail)),
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINTR) => {
+                    continue
+                }
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => {
+                    return Ok(None)
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -168,14 +215,20 @@ impl Ring {
     /// The submission at free-running position `pos`.
     pub fn sqe(&self, pos: u32) -> Sqe {
         let i = (pos % self.nr_slots) as usize;
-        let p = self.kernel.at(uapi::KERNEL_SQ_OFFSET + i * size_of::<Sqe>(), size_of::<Sqe>());
+        let p = self.kernel.at(
+            uapi::KERNEL_SQ_OFFSET + i * size_of::<Sqe>(),
+            size_of::<Sqe>(),
+        );
         // SAFETY: in bounds; Sqe is plain data.
         unsafe { std::ptr::read_volatile(p.cast::<Sqe>()) }
     }
 
     /// True once the kernel marked the device dead.
     pub fn is_dead(&self) -> bool {
-        self.kernel.index(std::mem::offset_of!(KernelHeader, dead)).load(Ordering::Acquire) != 0
+        self.kernel
+            .index(std::mem::offset_of!(KernelHeader, dead))
+            .load(Ordering::Acquire)
+            != 0
     }
 
     /// The data slot `slot` as a raw pointer and length.
@@ -190,18 +243,28 @@ impl Ring {
     /// Posts a completion and tells the kernel.
     pub fn complete(&self, cqe: Cqe) -> Result<()> {
         let _g = self.cq.lock().unwrap();
-        let tail_ref = self.helper.index(std::mem::offset_of!(HelperHeader, cq_tail));
-        let head_ref = self.kernel.index(std::mem::offset_of!(KernelHeader, cq_head));
+        let tail_ref = self
+            .helper
+            .index(std::mem::offset_of!(HelperHeader, cq_tail));
+        let head_ref = self
+            .kernel
+            .index(std::mem::offset_of!(KernelHeader, cq_head));
         let tail = tail_ref.load(Ordering::Relaxed);
         // One completion per outstanding slot, committed right away: the ring cannot be full.
         debug_assert!(tail.wrapping_sub(head_ref.load(Ordering::Acquire)) < self.nr_slots);
         let i = (tail % self.nr_slots) as usize;
-        let p = self.helper.at(uapi::HELPER_CQ_OFFSET + i * size_of::<Cqe>(), size_of::<Cqe>());
+        let p = self.helper.at(
+            uapi::HELPER_CQ_OFFSET + i * size_of::<Cqe>(),
+            size_of::<Cqe>(),
+        );
         // SAFETY: in bounds; the helper region is writable.
         unsafe { std::ptr::write_volatile(p.cast::<Cqe>(), cqe) };
         // Release: the kernel that sees the new tail also sees the entry.
         tail_ref.store(tail.wrapping_add(1), Ordering::Release);
-        match self.control.ioctl(uapi::IOC_COMMIT, std::ptr::null_mut::<u8>(), "commit") {
+        match self
+            .control
+            .ioctl(uapi::IOC_COMMIT, std::ptr::null_mut::<u8>(), "commit")
+        {
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => Ok(()),
             r => r,
         }

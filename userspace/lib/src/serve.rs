@@ -33,7 +33,9 @@ pub async fn serve(root: PathBuf, listener: TcpListener) -> std::io::Result<()> 
         let root = root.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(root.clone(), req));
-            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = conn.await {
                 tracing::debug!("connection: {e}");
             }
@@ -89,7 +91,9 @@ fn percent_decode(s: &str) -> Option<String> {
 /// Parses a single `bytes=` range against a file of `len` bytes. `Ok(None)`: serve it whole.
 /// `Err(())`: unsatisfiable (416).
 fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None); // multiple ranges: a full response is allowed
     }
@@ -138,7 +142,9 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
             return Ok(r);
         }
     };
-    let Some(path) = resolve(root, req.uri().path()) else { return Ok(status(StatusCode::NOT_FOUND)) };
+    let Some(path) = resolve(root, req.uri().path()) else {
+        return Ok(status(StatusCode::NOT_FOUND));
+    };
     let mut file = tokio::fs::File::open(&path).await?;
     let meta = file.metadata().await?;
     if !meta.is_file() {
@@ -155,7 +161,8 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
     let (start, count) = match range {
         Err(()) => {
             let mut r = status(StatusCode::RANGE_NOT_SATISFIABLE);
-            r.headers_mut().insert(CONTENT_RANGE, format!("bytes */{len}").parse().unwrap());
+            r.headers_mut()
+                .insert(CONTENT_RANGE, format!("bytes */{len}").parse().unwrap());
             return Ok(r);
         }
         Ok(None) => (0, len),
@@ -176,14 +183,19 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
     let body = if count <= CHUNK {
         let mut buf = vec![0; count as usize];
         file.read_exact(&mut buf).await?;
-        Full::new(Bytes::from(buf)).map_err(|never| match never {}).boxed()
+        Full::new(Bytes::from(buf))
+            .map_err(|never| match never {})
+            .boxed()
     } else {
         let chunks = futures::stream::unfold((file, count), |(mut file, left)| async move {
             if left == 0 {
                 return None;
             }
             let mut buf = vec![0; left.min(CHUNK) as usize];
-            let r = file.read_exact(&mut buf).await.map(|_| Frame::data(Bytes::from(buf)));
+            let r = file
+                .read_exact(&mut buf)
+                .await
+                .map(|_| Frame::data(Bytes::from(buf)));
             let left = if r.is_ok() { left - left.min(CHUNK) } else { 0 };
             Some((r, (file, left)))
         });
@@ -211,7 +223,10 @@ mod tests {
     #[test]
     fn paths_stay_inside_the_root() {
         let root = Path::new("/srv");
-        assert_eq!(resolve(root, "/a/b.hbi"), Some(PathBuf::from("/srv/a/b.hbi")));
+        assert_eq!(
+            resolve(root, "/a/b.hbi"),
+            Some(PathBuf::from("/srv/a/b.hbi"))
+        );
         assert_eq!(resolve(root, "/a/%2e%2e/%2e%2e/etc/passwd"), None);
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/"), None);

@@ -34,7 +34,10 @@ pub fn write_new_file(path: &Path, data: &[u8]) -> Result<bool> {
 
 /// Replaces `path` atomically (for index files, which may be re-created).
 pub fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir)?;
     tmp.1.write_all(data).at(&tmp.0)?;
     tmp.1.sync_all().at(&tmp.0)?;
@@ -67,7 +70,11 @@ fn tempfile_in(dir: &Path) -> Result<TempFile> {
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok(TempFile(path, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).at(path),
@@ -80,7 +87,10 @@ pub fn list_indexes(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for ent in fs::read_dir(dir).at(dir)? {
         let p = ent.at(dir)?.path();
-        if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(INDEX_SUFFIX)) {
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(INDEX_SUFFIX))
+        {
             out.push(p);
         }
     }

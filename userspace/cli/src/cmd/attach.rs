@@ -41,7 +41,10 @@ pub fn run(a: Args) -> Result<i32> {
     let location = Location::parse(&a.url)?;
     let (index, sha, raw) = rt.block_on(location.open(a.index_digest.as_deref()))?;
     let ring = Ring::add(&raw, a.max_inflight, a.io_timeout_ms, &a.url)?;
-    anyhow::ensure!(ring.added.index_sha256 == sha, "kernel computed another index digest");
+    anyhow::ensure!(
+        ring.added.index_sha256 == sha,
+        "kernel computed another index digest"
+    );
     let dev_id = ring.added.dev_id;
     let dev = format!("/dev/httpblk{dev_id}");
     let helper = Helper::new(ring, index, location, a.cache_dir.clone());
@@ -49,7 +52,9 @@ pub fn run(a: Args) -> Result<i32> {
     let serving = {
         let helper = helper.clone();
         let handle = rt.handle().clone();
-        std::thread::Builder::new().name("ring".into()).spawn(move || helper.run(handle))?
+        std::thread::Builder::new()
+            .name("ring".into())
+            .spawn(move || helper.run(handle))?
     };
     helper.ring.start().context("adding the disk")?;
     let st = DeviceState {
@@ -90,9 +95,10 @@ fn run_in_background() -> Result<i32> {
     let exe = std::env::current_exe()?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.push("--foreground".into());
-    std::fs::create_dir_all(state::DIR).ok();
-    let log_path = PathBuf::from(state::DIR).join(format!("attach-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
+    std::fs::create_dir_all(state::dir()).ok();
+    let log_path = state::dir().join(format!("attach-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("create {}", log_path.display()))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(exe)

@@ -34,9 +34,14 @@ pub fn run(a: Args) -> Result<i32> {
                 1 << 20,
                 std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
             )),
-            None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+            None => Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout().lock(),
+            )),
         };
-        reader.cat(&mut out, a.jobs, &|n| pb.set_position(n)).await?;
+        reader
+            .cat(&mut out, a.jobs, &|n| pb.set_position(n))
+            .await?;
         pb.finish_and_clear();
         Ok(0)
     })

@@ -61,13 +61,24 @@ pub fn print_report(c: &Created, took: std::time::Duration) {
     let s = &c.stats;
     println!("index          {}", c.index_path.display());
     println!("index sha256   {}", c.index_sha256);
-    println!("image size     {} bytes, block size {}", c.index.image_size, c.index.block_size());
+    println!(
+        "image size     {} bytes, block size {}",
+        c.index.image_size,
+        c.index.block_size()
+    );
     println!(
         "blocks         {} total, {} unique, {} zero, {} already stored",
         s.blocks, s.unique, s.zero, s.already_stored
     );
-    println!("bytes          {} in, {} stored, {} written now", s.bytes_in, s.unique_stored_bytes, s.bytes_written);
+    println!(
+        "bytes          {} in, {} stored, {} written now",
+        s.bytes_in, s.unique_stored_bytes, s.bytes_written
+    );
     println!("dedupe ratio   {:.3}", s.dedupe_ratio());
     println!("compression    {:.3}", s.compression_ratio());
-    println!("took           {:.2} s ({:.1} MB/s)", took.as_secs_f64(), s.bytes_in as f64 / 1e6 / took.as_secs_f64());
+    println!(
+        "took           {:.2} s ({:.1} MB/s)",
+        took.as_secs_f64(),
+        s.bytes_in as f64 / 1e6 / took.as_secs_f64()
+    );
 }

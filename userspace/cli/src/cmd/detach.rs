@@ -12,7 +12,8 @@ pub struct Args {
 
 pub fn parse_dev(s: &str) -> Result<u32> {
     let n = s.trim_start_matches("/dev/").trim_start_matches("httpblk");
-    n.parse().with_context(|| format!("'{s}' is not /dev/httpblkN"))
+    n.parse()
+        .with_context(|| format!("'{s}' is not /dev/httpblkN"))
 }
 
 pub fn run(a: Args) -> Result<i32> {

@@ -29,12 +29,20 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let cloop = Cloop::open(&a.file)?;
-    let block_size = a.block_size.unwrap_or(if Options::block_shift_of(cloop.block_size as u64).is_ok() {
-        cloop.block_size as u64
-    } else {
-        256 * 1024
+    let block_size = a.block_size.unwrap_or(
+        if Options::block_shift_of(cloop.block_size as u64).is_ok() {
+            cloop.block_size as u64
+        } else {
+            256 * 1024
+        },
+    );
+    let name = a.name.unwrap_or_else(|| {
+        a.file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
     });
-    let name = a.name.unwrap_or_else(|| a.file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
     let opts = Options {
         block_shift: Options::block_shift_of(block_size)?,
         codec: Codec::from_name(&a.codec)?,
@@ -49,7 +57,14 @@ pub fn run(a: Args) -> Result<i32> {
     let pb = progress::bar(size, "import");
     let started = std::time::Instant::now();
     let what = a.file.display().to_string();
-    let c = create::create_from(Box::new(cloop.reader()), &what, size, &a.outdir, &opts, &|n| pb.set_position(n))?;
+    let c = create::create_from(
+        Box::new(cloop.reader()),
+        &what,
+        size,
+        &a.outdir,
+        &opts,
+        &|n| pb.set_position(n),
+    )?;
     pb.finish_and_clear();
     super::create::print_report(&c, started.elapsed());
     Ok(0)

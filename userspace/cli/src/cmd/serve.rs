@@ -16,8 +16,14 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     anyhow::ensure!(a.dir.is_dir(), "{}: not a directory", a.dir.display());
     super::runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("listen on {}", a.listen))?;
-        tracing::info!("serving {} on http://{}", a.dir.display(), listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("listen on {}", a.listen))?;
+        tracing::info!(
+            "serving {} on http://{}",
+            a.dir.display(),
+            listener.local_addr()?
+        );
         tokio::select! {
             r = httpblk_core::serve::serve(a.dir, listener) => r?,
             _ = tokio::signal::ctrl_c() => {}

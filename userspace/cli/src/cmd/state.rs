@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-pub const DIR: &str = "/run/httpblk";
+/// Where helpers keep their state and logs: $HTTPBLK_RUN_DIR, or /run/httpblk.
+pub fn dir() -> PathBuf {
+    std::env::var_os("HTTPBLK_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/httpblk"))
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct DeviceState {
@@ -18,12 +23,12 @@ pub struct DeviceState {
 }
 
 fn path(dev_id: u32) -> PathBuf {
-    PathBuf::from(DIR).join(format!("httpblk{dev_id}.json"))
+    dir().join(format!("httpblk{dev_id}.json"))
 }
 
 impl DeviceState {
     pub fn write(&self) -> Result<()> {
-        std::fs::create_dir_all(DIR)?;
+        std::fs::create_dir_all(dir())?;
         std::fs::write(path(self.dev_id), serde_json::to_vec_pretty(self)?)?;
         Ok(())
     }

@@ -23,8 +23,13 @@ struct Row {
 
 pub fn run(a: Args) -> Result<i32> {
     let ids = Control::open()?.list()?;
-    let rows: Vec<Row> =
-        ids.iter().map(|&id| Row { device: format!("/dev/httpblk{id}"), state: DeviceState::read(id) }).collect();
+    let rows: Vec<Row> = ids
+        .iter()
+        .map(|&id| Row {
+            device: format!("/dev/httpblk{id}"),
+            state: DeviceState::read(id),
+        })
+        .collect();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
@@ -36,7 +41,12 @@ pub fn run(a: Args) -> Result<i32> {
         match r.state {
             Some(s) => println!(
                 "{}  {} bytes  block {}  index {}  pid {}  {}",
-                r.device, s.image_size, s.block_size, &s.index_sha256[..16], s.pid, s.url
+                r.device,
+                s.image_size,
+                s.block_size,
+                &s.index_sha256[..16],
+                s.pid,
+                s.url
             ),
             None => println!("{}  (no helper state)", r.device),
         }

@@ -32,7 +32,10 @@ pub fn run(a: Args) -> Result<i32> {
             }
             let n = reader.index.entries.len();
             if problems.is_empty() {
-                println!("{what}: ok ({n} blocks, index sha256 {})", reader.index_sha256);
+                println!(
+                    "{what}: ok ({n} blocks, index sha256 {})",
+                    reader.index_sha256
+                );
             } else {
                 println!("{what}: {} bad block files", problems.len());
             }

@@ -1,0 +1,74 @@
+# Sourced by the guest's tests. Helpers for servers, devices and checks.
+# Each test is a function in a t_*.sh file; it returns non-zero (with a message) to fail,
+# or calls `skip REASON`.
+
+B=$HTTPBLK_BIN
+export HTTPBLK_LOG=${HTTPBLK_LOG:-info,httpblk_core=debug}
+export HTTPBLK_RUN_DIR=$LOG_DIR/run
+W=$HTTPBLK_WORK          # the prepared images and stores (read-write, shared with the host)
+KO=$HTTPBLK_KO
+
+say() { echo "    $*"; }
+fail() { echo "    FAIL: $*"; return 1; }
+skip() { echo "SKIP: $*" >"$RESULT_NOTE"; exit 77; }
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+want_sha() { grep " $1\$" "$W/images.sha256" | cut -d' ' -f1; }
+
+# serve DIR PORT: the built-in server in the background, on 127.0.0.1:PORT.
+serve() {
+    "$B" serve "$1" --listen "127.0.0.1:$2" 2>>"$LOG_DIR/serve-$2.log" &
+    SERVE_PID=$!
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$2/" && return 0
+        sleep 0.1
+    done
+    fail "server on port $2 did not come up"
+}
+
+# nginx_serve DIR PORT
+nginx_serve() {
+    local conf=$LOG_DIR/nginx-$2.conf
+    mkdir -p "$LOG_DIR/nginx-$2"
+    cat >"$conf" <<CONF
+worker_processes 2;
+pid $LOG_DIR/nginx-$2/pid;
+error_log $LOG_DIR/nginx-$2/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $LOG_DIR/nginx-$2;
+    proxy_temp_path $LOG_DIR/nginx-$2;
+    fastcgi_temp_path $LOG_DIR/nginx-$2;
+    uwsgi_temp_path $LOG_DIR/nginx-$2;
+    scgi_temp_path $LOG_DIR/nginx-$2;
+    keepalive_requests 100000;
+    server { listen 127.0.0.1:$2; root $1; }
+}
+CONF
+    nginx -c "$conf" || fail "nginx did not start"
+}
+
+nginx_stop() { kill "$(cat "$LOG_DIR/nginx-$1/pid")" 2>/dev/null || true; }
+
+# attach URL [args...]: prints the device path.
+attach() { timeout 120 "$B" attach "$@" 2>>"$LOG_DIR/attach.log"; }
+
+detach_all() {
+    local d
+    for d in /dev/httpblk[0-9]*; do
+        [ -b "$d" ] && "$B" detach "$d" >/dev/null 2>&1
+    done
+    for _ in $(seq 50); do
+        pgrep -f "httpblk attach" >/dev/null || return 0
+        sleep 0.1
+    done
+    pkill -9 -f "httpblk attach" || true
+}
+
+# No task of ours may stay in D state.
+no_stuck_tasks() {
+    local stuck
+    stuck=$(ps -eo stat,comm | awk '$1 ~ /^D/ {print $2}' | grep -v '^$' || true)
+    [ -z "$stuck" ] || fail "tasks in D state: $stuck"
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Host side of the VM suite: builds the test kernel (cached), httpblk.ko and the userspace
+# binaries, prepares test images, boots the kernel under virtme-ng and runs guest.sh there.
+# Prints one line per test and "N passed, M failed"; exits non-zero on any failure.
+#   HTTPBLK_TESTS=REGEX   run only matching tests
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$repo/tests/lib/toolchain.sh"
+
+kdir=$("$repo/tests/kernel/build.sh" | tail -1)
+echo "vm: kernel $kdir"
+make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
+(cd "$repo/userspace" && cargo build -q --release --bins --examples)
+bin=$repo/userspace/target/release
+
+work=$HTTPBLK_CACHE/vm-data-$(cat "$here/prepare.sh" | sha256sum | cut -c1-12)
+HTTPBLK_BIN=$bin/httpblk bash "$here/prepare.sh" "$work"
+
+out=$(mktemp -d /tmp/httpblk-vm.XXXXXX)
+cat >"$out/env" <<ENV
+export HTTPBLK_BIN=$bin/httpblk
+export HTTPBLK_HOSTILE=$bin/examples/hostile_helper
+export HTTPBLK_KO=$repo/httpblk.ko
+export HTTPBLK_WORK=$work
+export HTTPBLK_OUT=$out
+export HTTPBLK_TESTS='${HTTPBLK_TESTS:-}'
+ENV
+
+accel=$("$here/accel.sh" "$kdir")
+echo "vm: booting ($accel), logs in $out"
+timeout 3000 vng --run "$kdir/arch/x86/boot/bzImage" $accel --memory 3G --cpus 2 \
+    --rwdir "$out" --exec "bash -c '. $out/env; bash $here/guest.sh'" >"$out/console.log" 2>&1 || true
+
+if [ ! -f "$out/finished" ]; then
+    echo "vm: the guest did not finish; console tail:"
+    tail -30 "$out/console.log"
+    [ -f "$out/results.txt" ] && cat "$out/results.txt"
+    exit 1
+fi
+cat "$out/results.txt"
+pass=$(grep -c '^PASS' "$out/results.txt" || true)
+fail=$(grep -c '^FAIL' "$out/results.txt" || true)
+skips=$(grep -c '^SKIP' "$out/results.txt" || true)
+echo "vm: $pass passed, $fail failed, $skips skipped"
+[ "$fail" = 0 ] && [ "$pass" -gt 0 ]

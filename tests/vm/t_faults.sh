@@ -1,0 +1,75 @@
+# Bad input and failures: nothing corrupt reaches a reader, errors come within the timeout,
+# and a dead helper leaves no stuck task behind.
+
+test_corrupt_block_never_reaches_reader() {
+    insmod "$KO"
+    serve "$W/st-corrupt" 8080
+    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 5000)
+    if dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; then fail "read of a corrupt block succeeded"; fi
+    # Every other block still reads and matches the source.
+    cmp <(dd if="$dev" bs=256k skip=1 iflag=direct 2>/dev/null) <(dd if="$W/raw.img" bs=256k skip=1 2>/dev/null) ||
+        fail "blocks after the corrupt one differ"
+}
+
+test_lying_server_wrong_length() {
+    insmod "$KO"
+    serve "$W/st-long" 8080   # block 0's file is longer than the index says
+    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 5000)
+    if dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; then fail "read succeeded"; fi
+}
+
+test_server_down_gives_eio_within_timeout() {
+    insmod "$KO"
+    serve "$W/st" 8080
+    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 3000)
+    dd if="$dev" of=/dev/null bs=256k count=1 iflag=direct 2>/dev/null || fail "first read failed"
+    kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+    t0=$(date +%s)
+    if dd if="$dev" of=/dev/null bs=4k skip=4000 count=1 iflag=direct 2>/dev/null; then fail "read with the server down succeeded"; fi
+    dt=$(( $(date +%s) - t0 ))
+    say "EIO after ${dt}s"
+    [ "$dt" -le 20 ] || fail "EIO took ${dt}s"
+    no_stuck_tasks
+}
+
+test_helper_sigkill() {
+    insmod "$KO"
+    serve "$W/st" 8080
+    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 20000)
+    ( /usr/bin/python3 "$PWD/randcheck.py" "$dev" "$W/raw.img" 200 8 >/dev/null 2>&1 & )
+    sleep 1
+    pkill -9 -f "httpblk attach" || fail "no helper to kill"
+    sleep 3
+    [ ! -b "$dev" ] || fail "$dev still present after its helper died"
+    no_stuck_tasks
+    rmmod httpblk || fail "rmmod after helper death"
+}
+
+test_rmmod_refused_while_attached() {
+    insmod "$KO"
+    serve "$W/st" 8080
+    dev=$(attach http://127.0.0.1:8080/raw.hbi)
+    if rmmod httpblk 2>/dev/null; then fail "rmmod succeeded with $dev attached"; fi
+    "$B" detach "$dev"
+    sleep 1
+    rmmod httpblk || fail "rmmod after detach"
+}
+
+test_attach_detach_50_times() {
+    insmod "$KO"
+    serve "$W/st" 8080
+    for i in $(seq 50); do
+        dev=$(attach http://127.0.0.1:8080/raw-md5.hbi --max-inflight 2) || fail "attach $i"
+        dd if="$dev" of=/dev/null bs=64k count=2 iflag=direct 2>/dev/null || fail "read $i"
+        "$B" detach "$dev" >/dev/null || fail "detach $i"
+        for _ in $(seq 50); do pgrep -f "httpblk attach" >/dev/null || break; sleep 0.1; done
+    done
+    rmmod httpblk
+    for i in $(seq 5); do insmod "$KO" && rmmod httpblk || fail "insmod/rmmod $i"; done
+}
+
+test_hostile_helper() {
+    insmod "$KO"
+    "$HTTPBLK_HOSTILE" "$W/st/raw.hbi" || fail "hostile helper run failed"
+    no_stuck_tasks
+}

@@ -1,0 +1,291 @@
+//! A deliberately hostile helper for the VM suite: it feeds the kernel malformed add requests,
+//! mutated indexes and garbage on the ring, and checks that each is refused or fails only its
+//! own device. Usage: hostile_helper INDEX_FILE. Exits non-zero if the kernel accepted
+//! something it must refuse.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use httpblk_core::uapi::{self, AddDevice, Cqe, HelperHeader, Sqe, Wait};
+
+fn open() -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/httpblk-control")
+        .expect("open control")
+}
+
+fn ioctl<T>(f: &File, cmd: u32, arg: *mut T) -> Result<(), i32> {
+    // SAFETY: `arg` points to a value of the size `cmd` encodes, or is unused.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), cmd as _, arg) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        Ok(())
+    }
+}
+
+fn add_req(index: &[u8]) -> AddDevice {
+    // SAFETY: plain data.
+    let mut r: AddDevice = unsafe { std::mem::zeroed() };
+    r.abi_version = uapi::ABI_VERSION;
+    r.index_addr = index.as_ptr() as u64;
+    r.index_len = index.len() as u64;
+    r.nr_slots = 4;
+    r.io_timeout_ms = 2000;
+    r
+}
+
+fn mmap(f: &File, off: u64, len: usize, prot: i32) -> *mut u8 {
+    // SAFETY: a fresh shared mapping; the kernel validates it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            off as _,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        std::ptr::null_mut()
+    } else {
+        p.cast()
+    }
+}
+
+fn main() {
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: hostile_helper INDEX_FILE");
+    let index = std::fs::read(path).expect("read index");
+    let mut failures = 0;
+
+    // 1. Malformed requests, each on a fresh file.
+    type Mutation = Box<dyn Fn(&mut AddDevice)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("abi version", Box::new(|r| r.abi_version = 99)),
+        ("unknown flag", Box::new(|r| r.flags = 1)),
+        ("zero slots", Box::new(|r| r.nr_slots = 0)),
+        ("too many slots", Box::new(|r| r.nr_slots = 100_000)),
+        ("tiny timeout", Box::new(|r| r.io_timeout_ms = 1)),
+        (
+            "url without NUL",
+            Box::new(|r| r.url = [b'a'; uapi::URL_LEN]),
+        ),
+        ("reserved set", Box::new(|r| r.reserved[2] = 1)),
+        ("huge index", Box::new(|r| r.index_len = u64::MAX)),
+        ("bad pointer", Box::new(|r| r.index_addr = 0x10)),
+        ("short index", Box::new(|r| r.index_len = 10)),
+    ];
+    for (what, mutate) in &cases {
+        let f = open();
+        let mut r = add_req(&index);
+        mutate(&mut r);
+        if ioctl(&f, uapi::IOC_ADD, &mut r).is_ok() {
+            eprintln!("ACCEPTED: {what}");
+            failures += 1;
+        }
+    }
+
+    // 2. Mutated indexes: header and length fields must be refused; the kernel must survive all.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..300 {
+        let mut m = index.clone();
+        match i % 3 {
+            0 => {
+                let at = (rnd() as usize) % uapi::INDEX_HEADER_LEN;
+                m[at] ^= 1 << (rnd() % 8);
+            }
+            1 => m.truncate((rnd() as usize) % m.len()),
+            _ => {
+                let at = (rnd() as usize) % m.len();
+                m[at] = rnd() as u8;
+            }
+        }
+        let f = open();
+        let mut r = add_req(&m);
+        let res = ioctl(&f, uapi::IOC_ADD, &mut r);
+        // The kernel and the userspace parser must agree on every index.
+        let valid = httpblk_core::index::Index::parse(&m).is_ok();
+        if valid != res.is_ok() {
+            eprintln!("DISAGREE: mutated index #{i}: userspace valid={valid}, kernel {res:?}");
+            failures += 1;
+        }
+    }
+
+    // 3. A valid device whose helper writes garbage on the ring.
+    let f = open();
+    let mut r = add_req(&index);
+    ioctl(&f, uapi::IOC_ADD, &mut r).expect("valid add refused");
+    let klen = r.kernel_region_len as usize;
+    let hlen = r.helper_region_len as usize;
+    if !mmap(
+        &f,
+        uapi::KERNEL_REGION_OFFSET,
+        klen,
+        libc::PROT_READ | libc::PROT_WRITE,
+    )
+    .is_null()
+    {
+        eprintln!("ACCEPTED: writable mapping of the kernel region");
+        failures += 1;
+    }
+    let kern = mmap(&f, uapi::KERNEL_REGION_OFFSET, klen, libc::PROT_READ);
+    assert!(!kern.is_null(), "read-only mapping refused");
+    // SAFETY: mapped above with this length.
+    if unsafe { libc::mprotect(kern.cast(), klen, libc::PROT_READ | libc::PROT_WRITE) } == 0 {
+        eprintln!("ACCEPTED: mprotect of the kernel region to writable");
+        failures += 1;
+    }
+    let help = mmap(
+        &f,
+        uapi::HELPER_REGION_OFFSET,
+        hlen,
+        libc::PROT_READ | libc::PROT_WRITE,
+    );
+    assert!(!help.is_null(), "helper mapping refused");
+    if !mmap(&f, uapi::HELPER_REGION_OFFSET, hlen + 4096, libc::PROT_READ).is_null() {
+        eprintln!("ACCEPTED: oversized mapping");
+        failures += 1;
+    }
+
+    let dev = format!("/dev/httpblk{}", r.dev_id);
+    let fr = f.try_clone().unwrap();
+    let (kern_addr, help_addr) = (kern as usize, help as usize);
+    // Serve with garbage: wrong generations, slots, lengths and contents.
+    let server = std::thread::spawn(move || {
+        let (kern, help) = (kern_addr as *mut u8, help_addr as *mut u8);
+        let nr = 4u32;
+        // SAFETY: the helper region header is mapped read-write.
+        let tail = unsafe {
+            &*(help.add(std::mem::offset_of!(HelperHeader, cq_tail)) as *const AtomicU32)
+        };
+        let mut seen = 0;
+        let mut n = 0u32;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let mut w = Wait { seen, tail: 0 };
+            if ioctl(&fr, uapi::IOC_WAIT, &mut w).is_err() {
+                break; // device dead
+            }
+            while seen != w.tail {
+                let i = (seen % nr) as usize;
+                // SAFETY: inside the mapped kernel region.
+                let sqe: Sqe = unsafe {
+                    std::ptr::read_volatile(kern.add(uapi::KERNEL_SQ_OFFSET + i * 32).cast())
+                };
+                seen = seen.wrapping_add(1);
+                let data_off = uapi::helper_data_offset(nr);
+                // SAFETY: the slot lies inside the helper region (kernel-chosen slot < nr).
+                unsafe {
+                    std::ptr::write_bytes(
+                        help.add(data_off + sqe.slot as usize * r.slot_size as usize),
+                        0xAB,
+                        sqe.stored_len as usize,
+                    )
+                };
+                let cqe = match n % 5 {
+                    0 => Cqe {
+                        slot: sqe.slot,
+                        seq: sqe.seq.wrapping_add(7),
+                        status: 0,
+                        len: sqe.stored_len,
+                    },
+                    1 => Cqe {
+                        slot: 1000,
+                        seq: sqe.seq,
+                        status: 0,
+                        len: sqe.stored_len,
+                    },
+                    2 => Cqe {
+                        slot: sqe.slot,
+                        seq: sqe.seq,
+                        status: 0,
+                        len: u32::MAX,
+                    },
+                    3 => Cqe {
+                        slot: sqe.slot,
+                        seq: sqe.seq,
+                        status: 12345,
+                        len: sqe.stored_len,
+                    },
+                    _ => Cqe {
+                        slot: sqe.slot,
+                        seq: sqe.seq,
+                        status: 0,
+                        len: sqe.stored_len,
+                    },
+                };
+                n += 1;
+                let t = tail.load(Ordering::Relaxed);
+                // SAFETY: inside the mapped completion ring.
+                unsafe {
+                    std::ptr::write_volatile(
+                        help.add(uapi::HELPER_CQ_OFFSET + (t % nr) as usize * 16)
+                            .cast(),
+                        cqe,
+                    )
+                };
+                tail.store(t.wrapping_add(1), Ordering::Release);
+                let _ = ioctl(&fr, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
+            }
+            if n > 40 {
+                // Finally an impossible tail: the kernel must fail the device.
+                tail.fetch_add(1000, Ordering::Release);
+                let _ = ioctl(&fr, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
+            }
+        }
+    });
+    let starter = f.try_clone().unwrap();
+    let _ = ioctl(&starter, uapi::IOC_START, std::ptr::null_mut::<u8>());
+    let t0 = Instant::now();
+    // Only stored blocks: zero blocks read fine without any fetch.
+    let parsed = httpblk_core::index::Index::parse(&index).expect("test index");
+    let stored: Vec<u64> = (0..parsed.entries.len() as u64)
+        .filter(|&i| !parsed.entries[i as usize].is_zero())
+        .collect();
+    let ok = stored
+        .iter()
+        .step_by((stored.len() / 10).max(1))
+        .filter(|&&b| {
+            let mut buf = vec![0u8; 4096];
+            use std::os::unix::fs::FileExt;
+            File::open(&dev)
+                .and_then(|d| d.read_exact_at(&mut buf, b * parsed.block_size()))
+                .is_ok()
+        })
+        .count();
+    if ok > 0 {
+        eprintln!("ACCEPTED: {ok} reads succeeded from a garbage-serving helper");
+        failures += 1;
+    }
+    eprintln!(
+        "garbage ring: reads failed as they should in {:?}",
+        t0.elapsed()
+    );
+    // Removing the device wakes the garbage server out of IOC_WAIT.
+    let mut id = uapi::DeviceId {
+        dev_id: r.dev_id,
+        reserved: 0,
+    };
+    let _ = ioctl(&open(), uapi::IOC_REMOVE, &mut id);
+    server.join().unwrap();
+    drop(f);
+    drop(starter);
+    if failures > 0 {
+        eprintln!("{failures} hostile inputs were accepted");
+        std::process::exit(1);
+    }
+    println!("hostile helper: every malformed input was refused");
+}
