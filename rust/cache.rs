@@ -15,6 +15,7 @@ use kernel::sync::{Arc, Mutex};
 use kernel::new_mutex;
 
 use crate::digest::MAX_DIGEST_LEN;
+use crate::params;
 
 /// Hash id followed by the digest, zero-padded.
 pub(crate) type Key = [u8; MAX_DIGEST_LEN + 1];
@@ -39,6 +40,7 @@ struct Entry {
 struct Inner {
     map: RBTree<Key, Entry>,
     bytes: usize,
+    blocks: usize,
     tick: u64,
 }
 
@@ -49,24 +51,43 @@ const EVICTION_SAMPLES: usize = 8;
 pub(crate) struct Cache {
     #[pin]
     inner: Mutex<Inner>,
-    limit: AtomicU64,
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) evictions: AtomicU64,
 }
 
 impl Cache {
-    pub(crate) fn new(limit_bytes: u64) -> Result<Arc<Self>> {
+    /// An empty cache, bounded by the `cache_mb` parameter.
+    pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Cache {
-                inner <- new_mutex!(Inner { map: RBTree::new(), bytes: 0, tick: 0 }, "httpblk:cache"),
-                limit: AtomicU64::new(limit_bytes),
+                inner <- new_mutex!(Inner { map: RBTree::new(), bytes: 0, blocks: 0, tick: 0 }, "httpblk:cache"),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The bound in bytes; `cache_mb` is writable, so it is read at every insertion.
+    fn limit(&self) -> u64 {
+        u64::from(params::CACHE_MB.get()) << 20
+    }
+
+    /// Blocks held now.
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().blocks
+    }
+
+    /// Bytes held now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// Whether `k` is cached, without counting a hit or refreshing it.
+    pub(crate) fn contains(&self, k: &Key) -> bool {
+        self.inner.lock().map.get(k).is_some()
     }
 
     pub(crate) fn get(&self, k: &Key) -> Option<Arc<Block>> {
@@ -89,14 +110,15 @@ impl Cache {
     /// `ENOMEM` when the tree node cannot be allocated.
     pub(crate) fn insert(&self, k: Key, block: Arc<Block>) -> Result {
         let size = block.data.len();
-        if size as u64 > self.limit.load(Ordering::Relaxed) {
+        let limit = self.limit();
+        if size as u64 > limit {
             return Ok(());
         }
         let node = RBTreeNode::new(k, Entry { block, last_use: 0 }, GFP_KERNEL)?;
         let mut evicted = KVec::new();
         {
             let mut g = self.inner.lock();
-            while (g.bytes + size) as u64 > self.limit.load(Ordering::Relaxed) {
+            while (g.bytes + size) as u64 > limit {
                 match Self::evict_one(&mut g) {
                     Some(e) => {
                         self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -111,11 +133,13 @@ impl Cache {
             if let Some(old) = g.map.insert(node) {
                 let (_, old) = old.to_key_value();
                 g.bytes -= old.block.data.len();
+                g.blocks -= 1;
             }
             if let Some(e) = g.map.get_mut(&k) {
                 e.last_use = tick;
             }
             g.bytes += size;
+            g.blocks += 1;
         }
         drop(evicted);
         Ok(())
@@ -151,6 +175,7 @@ impl Cache {
         };
         let e = g.map.remove(&victim)?;
         g.bytes -= e.block.data.len();
+        g.blocks -= 1;
         Some(e.block)
     }
 }

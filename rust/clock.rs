@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The jiffies clock, for I/O deadlines.
+//! Clocks: jiffies for I/O deadlines, monotonic nanoseconds for latency statistics.
 
 use kernel::bindings;
 
@@ -7,6 +7,12 @@ use kernel::bindings;
 pub(crate) fn jiffies() -> u64 {
     // SAFETY: `jiffies` is always readable; a volatile read sees the current tick.
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) as u64 }
+}
+
+/// Monotonic nanoseconds, for latency figures.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: FFI call without preconditions.
+    unsafe { bindings::ktime_get() as u64 }
 }
 
 /// Milliseconds to jiffies.

@@ -17,14 +17,8 @@ use crate::chardev::{FileOps, Vma};
 use crate::device::{Device, Params, Shared};
 use crate::digest;
 use crate::index::Index;
+use crate::params;
 use crate::uapi::{self, AddDevice, DeviceId, DeviceList, Wait};
-
-/// Most devices at once.
-pub(crate) const MAX_DEVICES: u32 = uapi::LIST_MAX as u32;
-/// Default I/O timeout.
-pub(crate) const DEFAULT_IO_TIMEOUT_MS: u32 = 30_000;
-/// Requests per hardware queue.
-const QUEUE_DEPTH: u32 = 128;
 
 // SAFETY: plain integers and byte arrays without padding: any bit pattern is valid.
 unsafe impl kernel::types::FromBytes for AddDevice {}
@@ -54,8 +48,10 @@ pub(crate) struct Control {
 
 impl Control {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Arc<Self>> {
-        let mut table = KVec::with_capacity(MAX_DEVICES as usize, GFP_KERNEL)?;
-        for _ in 0..MAX_DEVICES {
+        // `max_devices` is read-only: the table keeps its size until the module goes.
+        let max = params::MAX_DEVICES.get().min(uapi::LIST_MAX as u32);
+        let mut table = KVec::with_capacity(max as usize, GFP_KERNEL)?;
+        for _ in 0..max {
             table.push(None, GFP_KERNEL)?;
         }
         Arc::pin_init(
@@ -98,11 +94,14 @@ impl Session {
         if req.flags & !uapi::ADD_FLAGS_ALL != 0 || req.reserved.iter().any(|&r| r != 0) {
             return Err(EINVAL);
         }
-        if !(uapi::MIN_SLOTS..=uapi::MAX_SLOTS).contains(&req.nr_slots) {
-            return Err(EINVAL);
-        }
+        let max_inflight = params::MAX_INFLIGHT.get();
+        let nr_slots = match req.nr_slots {
+            0 => max_inflight,
+            n @ uapi::MIN_SLOTS..=uapi::MAX_SLOTS => n.min(max_inflight),
+            _ => return Err(EINVAL),
+        };
         let io_timeout_ms = match req.io_timeout_ms {
-            0 => DEFAULT_IO_TIMEOUT_MS,
+            0 => params::IO_TIMEOUT_MS.get(),
             t @ 100..=600_000 => t,
             _ => return Err(EINVAL),
         };
@@ -126,12 +125,12 @@ impl Session {
         let shared = self.control.shared.clone();
         let mut devs = self.control.devices.lock();
         let id = devs.iter().position(Option::is_none).ok_or(ENOSPC)? as u32;
-        let params = Params { nr_slots: req.nr_slots, io_timeout_ms };
-        let device = Device::new(id, index, sha, &params, shared)?;
+        let device = Device::new(id, index, sha, &Params { nr_slots, io_timeout_ms, url: req.url }, shared)?;
         devs[id as usize] = Some(Attached { device: device.clone(), disk: None });
         drop(devs);
 
         req.dev_id = id;
+        req.nr_slots = nr_slots;
         req.slot_size = device.slot_size() as u32;
         req.kernel_region_len = device.kernel_region.len() as u64;
         req.helper_region_len = device.helper_region.len() as u64;
@@ -166,9 +165,9 @@ impl Session {
             physical_block_size: 4096,
             // One request spans at most one block plus a partial one.
             max_hw_sectors: ((1u32 << b) / 512).max(8),
-            // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
-            nr_hw_queues: unsafe { kernel::bindings::nr_cpu_ids },
-            queue_depth: QUEUE_DEPTH,
+            nr_hw_queues: params::NR_HW_QUEUES.get(),
+            queue_depth: params::QUEUE_DEPTH.get(),
+            attrs: Some(Device::attrs()),
         };
         let disk = Disk::new(format_args!("httpblk{}", device.id), &params, device.clone())?;
         let mut devs = self.control.devices.lock();

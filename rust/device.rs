@@ -25,15 +25,13 @@ use kernel::{new_condvar, new_mutex};
 use crate::blk::{self, Op, Request, Workqueue};
 use crate::cache::{self, Block, Cache};
 use crate::clock;
+use crate::codec;
+use crate::params;
 use crate::digest::Hasher;
+use crate::ffi::errno;
 use crate::index::Index;
 use crate::shmem::SharedRegion;
 use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe};
-
-/// An errno the prelude does not name.
-fn errno(e: u32) -> kernel::error::Error {
-    kernel::error::Error::from_errno(-(e as i32))
-}
 
 /// Fetches of one block that fail verification before its reads fail.
 const MAX_ATTEMPTS: u32 = 3;
@@ -44,6 +42,7 @@ unsafe impl kernel::types::FromBytes for Cqe {}
 /// Things every device shares.
 pub(crate) struct Shared {
     pub(crate) cache: Arc<Cache>,
+    pub(crate) codecs: codec::Pool,
     pub(crate) wq: Workqueue,
 }
 
@@ -51,6 +50,8 @@ pub(crate) struct Shared {
 pub(crate) struct Params {
     pub(crate) nr_slots: u32,
     pub(crate) io_timeout_ms: u32,
+    /// The source URL, NUL-terminated (for sysfs and status).
+    pub(crate) url: [u8; uapi::URL_LEN],
 }
 
 /// Counters for status and sysfs.
@@ -63,16 +64,25 @@ pub(crate) struct Stats {
     pub(crate) fetches: AtomicU64,
     pub(crate) fetched_bytes: AtomicU64,
     pub(crate) verify_failures: AtomicU64,
+    pub(crate) decompressed_bytes: AtomicU64,
+    pub(crate) decompress_failures: AtomicU64,
     pub(crate) fetch_errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) io_errors: AtomicU64,
+    pub(crate) readahead_fetches: AtomicU64,
+    /// Sum and maximum of the time from submission to verified block, over `fetch_ok`.
+    pub(crate) fetch_ok: AtomicU64,
+    pub(crate) fetch_ns_total: AtomicU64,
+    pub(crate) fetch_ns_max: AtomicU64,
 }
 
 /// One fetch in flight in a slot.
 struct Fetch {
     block: u64,
     slot: u32,
+    /// When the first submission was posted (`clock::now_ns`).
+    started_ns: u64,
     inner: LockedBy<FetchInner, State>,
 }
 
@@ -100,6 +110,7 @@ pub(crate) struct Device {
     pub(crate) id: u32,
     pub(crate) index: Index,
     pub(crate) index_sha256: [u8; 32],
+    pub(crate) url: [u8; uapi::URL_LEN],
     hasher: Hasher,
     /// Ring size; non-zero so that `% nr_slots` has no panic path.
     nr_slots: NonZeroU32,
@@ -107,6 +118,9 @@ pub(crate) struct Device {
     pub(crate) kernel_region: SharedRegion,
     pub(crate) helper_region: SharedRegion,
     io_timeout: u64,
+    io_timeout_ms: u32,
+    /// The block after the last one read, to spot sequential readers for readahead.
+    last_read_end: AtomicU64,
     dead: AtomicBool,
     pub(crate) started: AtomicBool,
     pub(crate) shared: Arc<Shared>,
@@ -140,11 +154,14 @@ impl Device {
                 slot_size: uapi::slot_size(index.block_shift),
                 index,
                 index_sha256,
+                url: p.url,
+                last_read_end: AtomicU64::new(u64::MAX),
                 hasher,
                 nr_slots: NonZeroU32::new(p.nr_slots).ok_or(EINVAL)?,
                 kernel_region,
                 helper_region,
                 io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),
+                io_timeout_ms: p.io_timeout_ms,
                 dead: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 shared,
@@ -201,8 +218,9 @@ impl Device {
         let (first, last) = (start >> shift, (end - 1) >> shift);
         // Start every missing block of the request before waiting for the first.
         for b in first..=last {
-            self.prefetch(b)?;
+            self.prefetch(b, 0)?;
         }
+        self.readahead(first, last);
         for b in first..=last {
             let block_start = b << shift;
             let from = start.max(block_start);
@@ -225,14 +243,36 @@ impl Device {
         (e.stored_len != 0).then(|| cache::key(self.index.hash_id, e.digest))
     }
 
-    /// Starts fetching block `b` if it is neither cached nor in flight and a slot is free.
-    fn prefetch(&self, b: u64) -> Result {
+    /// Starts fetching block `b` if it is neither cached nor in flight and more than `reserve`
+    /// slots are free.
+    fn prefetch(&self, b: u64, reserve: usize) -> Result {
         let Some(key) = self.cache_key(b) else { return Ok(()) };
         let mut g = self.state.lock();
-        if g.inflight.get(&b).is_none() && self.shared.cache.get(&key).is_none() {
-            self.start_fetch(&mut g, b)?;
+        if g.inflight.get(&b).is_some() || g.slots.iter().filter(|s| s.is_none()).count() <= reserve {
+            return Ok(());
+        }
+        if !self.shared.cache.contains(&key) && self.start_fetch(&mut g, b)?.is_some() && reserve > 0 {
+            self.stats.readahead_fetches.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// When reads are sequential, starts fetching the `readahead_kb` after block `last`. A
+    /// quarter of the slots stay free for demand misses, so readahead never delays them.
+    fn readahead(&self, first: u64, last: u64) {
+        let prev_end = self.last_read_end.swap(last + 1, Ordering::Relaxed);
+        // Sequential: this read starts in the block the previous one ended in, or the next.
+        if first != prev_end && first.wrapping_add(1) != prev_end {
+            return;
+        }
+        let ahead = (u64::from(params::READAHEAD_KB.get()) << 10) >> self.index.block_shift;
+        let end = last.saturating_add(ahead).min(self.index.nr_blocks.saturating_sub(1));
+        let reserve = (self.nr_slots.get() / 4) as usize;
+        for b in last + 1..=end {
+            if self.prefetch(b, reserve).is_err() {
+                break;
+            }
+        }
     }
 
     /// The contents of block `b` (`None` for a zero block), waiting for its fetch if needed.
@@ -292,7 +332,7 @@ impl Device {
     fn start_fetch(&self, g: &mut Guard<'_, State, MutexBackend>, b: u64) -> Result<Option<Arc<Fetch>>> {
         let Some(slot) = g.slots.iter().position(|s| s.is_none()) else { return Ok(None) };
         let inner = FetchInner { seq: 0, attempts: 0, completing: false, result: None };
-        let fetch = Arc::new(Fetch { block: b, slot: slot as u32, inner: LockedBy::new(&self.state, inner) }, GFP_KERNEL)?;
+        let fetch = Arc::new(Fetch { block: b, slot: slot as u32, started_ns: clock::now_ns(), inner: LockedBy::new(&self.state, inner) }, GFP_KERNEL)?;
         let node = RBTreeNode::new(b, fetch.clone(), GFP_KERNEL)?;
         g.inflight.insert(node);
         g.slots[slot] = Some(fetch.clone());
@@ -405,6 +445,10 @@ impl Device {
                         // A full cache only costs a refetch later.
                         let _ = self.shared.cache.insert(key, block.clone());
                     }
+                    let ns = clock::now_ns().saturating_sub(f.started_ns);
+                    self.stats.fetch_ok.fetch_add(1, Ordering::Relaxed);
+                    self.stats.fetch_ns_total.fetch_add(ns, Ordering::Relaxed);
+                    self.stats.fetch_ns_max.fetch_max(ns, Ordering::Relaxed);
                     self.finish(&mut g, &f, Ok(block));
                 }
                 Err(e) => {
@@ -452,21 +496,33 @@ impl Device {
         let mut header = [0u8; uapi::BLOCK_HEADER_LEN];
         self.helper_region.copy_out(slot_off, &mut header);
         let payload_len = cqe.len as usize - uapi::BLOCK_HEADER_LEN;
+        let codec = header[5];
         let ok = header[..4] == uapi::BLOCK_MAGIC
             && header[4] == uapi::BLOCK_VERSION
             && header[6] == 0
             && header[7] == 0
             && u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize == raw_len
-            && u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize == payload_len;
-        // This data path decodes `none`; compressed blocks come with the in-kernel codecs.
-        if !ok || header[5] != uapi::CODEC_NONE || payload_len != raw_len {
+            && u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize == payload_len
+            && (codec != uapi::CODEC_NONE || payload_len == raw_len);
+        if !ok {
             self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
             return Err(errno(kernel::bindings::EBADMSG));
         }
         let mut data = KVVec::with_capacity(raw_len, GFP_KERNEL)?;
         data.extend_with(raw_len, 0, GFP_KERNEL)?;
-        // One copy out of shared memory; everything after works on the private copy.
-        self.helper_region.copy_out(slot_off + uapi::BLOCK_HEADER_LEN, &mut data);
+        let payload_off = slot_off + uapi::BLOCK_HEADER_LEN;
+        // One copy out of shared memory (of the compressed bytes, when compressed); everything
+        // after works on private memory the helper cannot change.
+        if codec == uapi::CODEC_NONE {
+            self.helper_region.copy_out(payload_off, &mut data);
+        } else {
+            let copy_in = |buf: &mut [u8]| self.helper_region.copy_out(payload_off, buf);
+            if let Err(e) = self.shared.codecs.decompress(codec, payload_len, copy_in, &mut data) {
+                self.stats.decompress_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+            self.stats.decompressed_bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
+        }
         let digest = self.hasher.digest(&data)?;
         if digest[..self.hasher.len()] != *entry.digest {
             self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
@@ -487,6 +543,75 @@ impl Device {
     }
 }
 
+blk::disk_attrs!(ATTRS, "httpblk", Device, [
+    "index_sha256", "url", "image_size", "block_size", "hash", "nr_slots", "io_timeout_ms",
+    "reads", "read_bytes", "cache_hits", "cache_misses", "fetches", "readahead_fetches",
+    "fetched_bytes", "decompressed_bytes", "fetch_latency_avg_us", "fetch_latency_max_us",
+    "verify_failures", "decompress_failures", "fetch_errors", "timeouts", "protocol_errors",
+    "io_errors", "cache_bytes", "cache_limit_bytes", "cache_blocks", "cache_evictions",
+]);
+
+impl Device {
+    /// The sysfs attributes of this device's disk.
+    pub(crate) fn attrs() -> &'static blk::sysfs::Groups {
+        &ATTRS
+    }
+
+    /// Prints sysfs attribute `name`: one value and a newline.
+    fn show_attr(&self, name: &[u8], out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let s = &self.stats;
+        let c = &self.shared.cache;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let value = match name {
+            b"index_sha256" => {
+                for b in self.index_sha256 {
+                    write!(out, "{:02x}", b)?;
+                }
+                return writeln!(out);
+            }
+            b"url" => {
+                let end = self.url.iter().position(|&b| b == 0).unwrap_or(self.url.len());
+                for &b in &self.url[..end] {
+                    // URLs are ASCII; anything else is shown escaped.
+                    if b.is_ascii_graphic() {
+                        out.write_char(b as char)?;
+                    } else {
+                        write!(out, "%{:02X}", b)?;
+                    }
+                }
+                return writeln!(out);
+            }
+            b"hash" => return writeln!(out, "{}", if self.index.hash_id == uapi::HASH_MD5 { "md5" } else { "sha256" }),
+            b"image_size" => self.index.image_size,
+            b"block_size" => 1u64 << self.index.block_shift,
+            b"nr_slots" => u64::from(self.nr_slots.get()),
+            b"io_timeout_ms" => u64::from(self.io_timeout_ms),
+            b"reads" => get(&s.reads),
+            b"read_bytes" => get(&s.read_bytes),
+            b"cache_hits" => get(&s.cache_hits),
+            b"cache_misses" => get(&s.cache_misses),
+            b"fetches" => get(&s.fetches),
+            b"readahead_fetches" => get(&s.readahead_fetches),
+            b"fetched_bytes" => get(&s.fetched_bytes),
+            b"decompressed_bytes" => get(&s.decompressed_bytes),
+            b"fetch_latency_avg_us" => get(&s.fetch_ns_total) / get(&s.fetch_ok).max(1) / 1000,
+            b"fetch_latency_max_us" => get(&s.fetch_ns_max) / 1000,
+            b"verify_failures" => get(&s.verify_failures),
+            b"decompress_failures" => get(&s.decompress_failures),
+            b"fetch_errors" => get(&s.fetch_errors),
+            b"timeouts" => get(&s.timeouts),
+            b"protocol_errors" => get(&s.protocol_errors),
+            b"io_errors" => get(&s.io_errors),
+            b"cache_bytes" => c.bytes() as u64,
+            b"cache_limit_bytes" => u64::from(params::CACHE_MB.get()) << 20,
+            b"cache_blocks" => c.len() as u64,
+            b"cache_evictions" => get(&c.evictions),
+            _ => return Err(core::fmt::Error),
+        };
+        writeln!(out, "{}", value)
+    }
+}
+
 impl blk::Operations for Device {
     type QueueData = Arc<Device>;
 
@@ -504,5 +629,9 @@ impl blk::Operations for Device {
     fn work(dev: ArcBorrow<'_, Device>, mut rq: Request) {
         let r = dev.read(&mut rq);
         rq.end(r);
+    }
+
+    fn show(dev: ArcBorrow<'_, Device>, attr: &kernel::str::CStr, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        dev.show_attr(attr.as_bytes(), out)
     }
 }

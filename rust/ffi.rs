@@ -5,6 +5,17 @@
 use kernel::bindings;
 use kernel::ffi::{c_int, c_uint, c_ulong, c_void};
 
+/// An errno the prelude does not name.
+pub(crate) fn errno(e: u32) -> kernel::error::Error {
+    kernel::error::Error::from_errno(-(e as i32))
+}
+
+/// `struct crypto_comp`, opaque to Rust.
+#[repr(C)]
+pub(crate) struct CryptoComp {
+    _opaque: [u8; 0],
+}
+
 /// `struct crypto_shash`, opaque to Rust.
 #[repr(C)]
 pub(crate) struct CryptoShash {
@@ -22,6 +33,15 @@ extern "C" {
         pgoff: c_ulong,
     ) -> c_int;
 
+    // crypto/compress.c
+    pub(crate) fn crypto_comp_decompress(
+        tfm: *mut CryptoComp,
+        src: *const u8,
+        slen: c_uint,
+        dst: *mut u8,
+        dlen: *mut c_uint,
+    ) -> c_int;
+
     // lib/crypto/sha256.c
     pub(crate) fn sha256(data: *const u8, len: c_uint, out: *mut u8);
 
@@ -29,6 +49,7 @@ extern "C" {
     pub(crate) fn httpblk_misc_register(fops: *const bindings::file_operations, ctx: *mut c_void) -> c_int;
     pub(crate) fn httpblk_misc_deregister();
     pub(crate) fn httpblk_misc_ctx(file: *mut bindings::file) -> *mut c_void;
+    pub(crate) fn httpblk_dev_queuedata(dev: *mut bindings::device) -> *mut c_void;
     pub(crate) fn httpblk_vmalloc_user(size: c_ulong) -> *mut c_void;
     pub(crate) fn httpblk_rq_copy(rq: *mut bindings::request, skip: c_uint, src: *const c_void, len: c_uint);
     pub(crate) fn httpblk_init_work(
@@ -39,4 +60,9 @@ extern "C" {
     pub(crate) fn httpblk_md5_alloc() -> *mut CryptoShash;
     pub(crate) fn httpblk_md5_digest(tfm: *mut CryptoShash, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
     pub(crate) fn httpblk_md5_free(tfm: *mut CryptoShash);
+    pub(crate) fn httpblk_comp_alloc(name: *const kernel::ffi::c_char) -> *mut CryptoComp;
+    pub(crate) fn httpblk_comp_free(tfm: *mut CryptoComp);
+    pub(crate) fn httpblk_zlib_alloc() -> *mut c_void;
+    pub(crate) fn httpblk_zlib_inflate(s: *mut c_void, src: *const u8, slen: c_uint, dst: *mut u8, dlen: *mut c_uint) -> c_int;
+    pub(crate) fn httpblk_zlib_free(s: *mut c_void);
 }

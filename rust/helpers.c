@@ -4,10 +4,12 @@
  * No driver logic lives here.
  */
 #include <crypto/hash.h>
+#include <linux/crypto.h>
 #include <linux/highmem.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/vmalloc.h>
+#include <linux/zlib.h>
 
 #include "helpers.h"
 
@@ -66,6 +68,12 @@ void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, uns
 	}
 }
 
+/* dev_to_disk() is a macro. */
+void *httpblk_dev_queuedata(struct device *dev)
+{
+	return dev_to_disk(dev)->queue->queuedata;
+}
+
 void httpblk_init_work(struct work_struct *work, work_func_t func)
 {
 	INIT_WORK(work, func);
@@ -96,4 +104,56 @@ int httpblk_md5_digest(struct crypto_shash *tfm, const u8 *data, unsigned int le
 void httpblk_md5_free(struct crypto_shash *tfm)
 {
 	crypto_free_shash(tfm);
+}
+
+/* crypto_alloc_comp() and crypto_free_comp() are static inlines. */
+struct crypto_comp *httpblk_comp_alloc(const char *name)
+{
+	return crypto_alloc_comp(name, 0, 0);
+}
+
+void httpblk_comp_free(struct crypto_comp *tfm)
+{
+	crypto_free_comp(tfm);
+}
+
+/*
+ * zlib streams for lib/zlib_inflate: struct z_stream is invisible to the bindings, so its
+ * setup lives here. One stream decodes one whole zlib block per call.
+ */
+struct z_stream_s *httpblk_zlib_alloc(void)
+{
+	struct z_stream_s *s = kzalloc(sizeof(*s), GFP_KERNEL);
+
+	if (!s)
+		return NULL;
+	s->workspace = kvmalloc(zlib_inflate_workspacesize(), GFP_KERNEL);
+	if (!s->workspace) {
+		kfree(s);
+		return NULL;
+	}
+	return s;
+}
+
+int httpblk_zlib_inflate(struct z_stream_s *s, const u8 *src, unsigned int slen, u8 *dst,
+			 unsigned int *dlen)
+{
+	int ret;
+
+	if (zlib_inflateInit2(s, MAX_WBITS) != Z_OK)
+		return -EINVAL;
+	s->next_in = src;
+	s->avail_in = slen;
+	s->next_out = dst;
+	s->avail_out = *dlen;
+	ret = zlib_inflate(s, Z_FINISH);
+	*dlen = s->total_out;
+	zlib_inflateEnd(s);
+	return ret == Z_STREAM_END ? 0 : -EBADMSG;
+}
+
+void httpblk_zlib_free(struct z_stream_s *s)
+{
+	kvfree(s->workspace);
+	kfree(s);
 }

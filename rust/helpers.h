@@ -11,7 +11,9 @@
 #include <linux/mm.h>
 #include <linux/workqueue.h>
 
+struct crypto_comp;
 struct crypto_shash;
+struct z_stream_s;
 
 int httpblk_misc_register(const struct file_operations *fops, void *ctx);
 void httpblk_misc_deregister(void);
@@ -19,11 +21,19 @@ void *httpblk_misc_ctx(struct file *file);
 
 void *httpblk_vmalloc_user(unsigned long size);
 void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, unsigned int len);
+void *httpblk_dev_queuedata(struct device *dev);
 void httpblk_init_work(struct work_struct *work, work_func_t func);
 int httpblk_vma_prepare(struct vm_area_struct *vma, bool read_only);
 
 struct crypto_shash *httpblk_md5_alloc(void);
 int httpblk_md5_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out);
 void httpblk_md5_free(struct crypto_shash *tfm);
+
+struct crypto_comp *httpblk_comp_alloc(const char *name);
+void httpblk_comp_free(struct crypto_comp *tfm);
+struct z_stream_s *httpblk_zlib_alloc(void);
+int httpblk_zlib_inflate(struct z_stream_s *s, const u8 *src, unsigned int slen, u8 *dst,
+			 unsigned int *dlen);
+void httpblk_zlib_free(struct z_stream_s *s);
 
 #endif

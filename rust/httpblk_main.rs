@@ -5,15 +5,21 @@
 //! `httpblk` helper, which does only HTTP; the kernel checks every block against the digest in
 //! the image's index before any byte reaches a reader. See Documentation/design.md.
 
+// `try_pin_init!` of `Device`, a struct with many fields, nests deeply.
+#![recursion_limit = "256"]
+
 mod blk;
 mod cache;
 mod chardev;
 mod clock;
+mod codec;
 mod control;
 mod device;
 mod digest;
 mod ffi;
 mod index;
+mod param;
+mod params;
 mod shmem;
 // Shared with userspace, where its items are public API.
 #[allow(unreachable_pub, dead_code)]
@@ -31,9 +37,6 @@ module! {
     license: "GPL v2",
 }
 
-/// Cache size until module parameters arrive.
-const CACHE_BYTES: u64 = 64 << 20;
-
 struct HttpBlk {
     _control: chardev::Registration<control::ControlFile>,
 }
@@ -42,7 +45,8 @@ impl kernel::Module for HttpBlk {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let shared = Arc::new(
             device::Shared {
-                cache: cache::Cache::new(CACHE_BYTES)?,
+                cache: cache::Cache::new()?,
+                codecs: codec::Pool::new()?,
                 wq: blk::Workqueue::new(c_str!("httpblk"))?,
             },
             GFP_KERNEL,

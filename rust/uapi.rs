@@ -117,7 +117,8 @@ pub struct AddDevice {
     /// In: user address and length of the raw index file.
     pub index_addr: u64,
     pub index_len: u64,
-    /// In: fetch slots (concurrent fetches); `MIN_SLOTS..=MAX_SLOTS`.
+    /// In: fetch slots wanted (concurrent fetches), `0..=MAX_SLOTS`; 0 = the module's
+    /// `max_inflight`. Out: the slots granted, never more than `max_inflight`.
     pub nr_slots: u32,
     /// In: I/O timeout in milliseconds; 0 = the module's `io_timeout_ms`.
     pub io_timeout_ms: u32,

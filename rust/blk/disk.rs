@@ -21,8 +21,11 @@ pub(crate) struct DiskParams {
     pub(crate) logical_block_size: u32,
     pub(crate) physical_block_size: u32,
     pub(crate) max_hw_sectors: u32,
+    /// 0 = one per possible CPU.
     pub(crate) nr_hw_queues: u32,
     pub(crate) queue_depth: u32,
+    /// Sysfs attribute groups of the disk (`disk_attrs!`).
+    pub(crate) attrs: Option<&'static super::sysfs::Groups>,
 }
 
 /// A registered, read-only gendisk, its tag set and its queue data.
@@ -83,10 +86,15 @@ impl<T: Operations> Disk<T> {
         let zeroed: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
         let set = tag_set.get();
+        let nr_hw_queues = match p.nr_hw_queues {
+            // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
+            0 => unsafe { bindings::nr_cpu_ids },
+            n => n,
+        };
         // SAFETY: `set` is a zeroed tag set we own; blk_mq_alloc_tag_set initialises the rest.
         unsafe {
             (*set).ops = &Table::<T>::MQ_OPS;
-            (*set).nr_hw_queues = p.nr_hw_queues;
+            (*set).nr_hw_queues = nr_hw_queues;
             (*set).queue_depth = p.queue_depth;
             (*set).cmd_size = core::mem::size_of::<Pdu>() as c_uint;
             (*set).numa_node = bindings::NUMA_NO_NODE;
@@ -129,7 +137,8 @@ impl<T: Operations> Disk<T> {
             w.write_fmt(name).map_err(|_| EINVAL)?;
             bindings::set_capacity(gendisk, p.capacity_sectors);
             bindings::set_disk_ro(gendisk, true);
-            to_result(bindings::device_add_disk(core::ptr::null_mut(), gendisk, core::ptr::null_mut()))?;
+            let groups = p.attrs.map_or(core::ptr::null_mut(), |g| g.as_ptr());
+            to_result(bindings::device_add_disk(core::ptr::null_mut(), gendisk, groups))?;
         }
         disk_guard.dismiss();
         data_guard.dismiss();

@@ -7,9 +7,11 @@
 
 mod disk;
 mod request;
+pub(crate) mod sysfs;
 mod workqueue;
 
 pub(crate) use disk::{Disk, DiskParams};
+pub(crate) use sysfs::disk_attrs;
 pub(crate) use request::{Op, Request};
 pub(crate) use workqueue::Workqueue;
 
@@ -26,4 +28,11 @@ pub(crate) trait Operations: Sized + 'static {
 
     /// Called in process context for a request deferred with `Request::defer`.
     fn work(data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, rq: Request);
+
+    /// Prints the sysfs attribute `attr` (one of those given to `disk_attrs!`). May sleep.
+    fn show(
+        data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        attr: &kernel::str::CStr,
+        out: &mut dyn core::fmt::Write,
+    ) -> core::fmt::Result;
 }

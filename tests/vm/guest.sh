@@ -28,6 +28,7 @@ run_test() {
     ( set -eu; "$name" ) >"$LOG_DIR/$name.log" 2>&1
     rc=$?
     detach_all
+    stop_servers
     lsmod | grep -q '^httpblk' && { rmmod httpblk 2>>"$LOG_DIR/$name.log" || true; }
     dmesg >"$LOG_DIR/$name.dmesg"
     if [ "$rc" = 77 ]; then

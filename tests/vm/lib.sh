@@ -20,6 +20,8 @@ serve() {
     "$B" serve "$1" --listen "127.0.0.1:$2" 2>>"$LOG_DIR/serve-$2.log" &
     SERVE_PID=$!
     for _ in $(seq 50); do
+        # Our server must be the one answering, not a leftover holding the port.
+        kill -0 "$SERVE_PID" 2>/dev/null || fail "server on port $2 exited (port taken?)"
         curl -s -o /dev/null "http://127.0.0.1:$2/" && return 0
         sleep 0.1
     done
@@ -31,6 +33,8 @@ nginx_serve() {
     local conf=$LOG_DIR/nginx-$2.conf
     mkdir -p "$LOG_DIR/nginx-$2"
     cat >"$conf" <<CONF
+# The images live under /root: workers must be able to read them.
+user root;
 worker_processes 2;
 pid $LOG_DIR/nginx-$2/pid;
 error_log $LOG_DIR/nginx-$2/error.log;
@@ -46,13 +50,41 @@ http {
     server { listen 127.0.0.1:$2; root $1; }
 }
 CONF
-    nginx -c "$conf" || fail "nginx did not start"
+    nginx -e "$LOG_DIR/nginx-$2/error.log" -c "$conf" || fail "nginx did not start"
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$2/" && return 0
+        sleep 0.1
+    done
+    fail "nginx on port $2 did not come up"
 }
 
 nginx_stop() { kill "$(cat "$LOG_DIR/nginx-$1/pid")" 2>/dev/null || true; }
 
+# Stops every server a test started, so the next test gets its ports back. Bounded.
+stop_servers() {
+    pkill -f "$B serve" 2>/dev/null
+    pkill -x nginx 2>/dev/null
+    for _ in $(seq 50); do
+        pgrep -f "$B serve" >/dev/null || pgrep -x nginx >/dev/null || return 0
+        sleep 0.1
+    done
+    pkill -9 -f "$B serve" 2>/dev/null
+    pkill -9 -x nginx 2>/dev/null
+    return 0
+}
+
 # attach URL [args...]: prints the device path.
 attach() { timeout 120 "$B" attach "$@" 2>>"$LOG_DIR/attach.log"; }
+
+# detach DEV: detaches and waits (bounded) until its helper has exited, so rmmod can follow.
+detach() {
+    "$B" detach "$1" >/dev/null || return 1
+    for _ in $(seq 50); do
+        pgrep -f "httpblk attach" >/dev/null || return 0
+        sleep 0.1
+    done
+    fail "helper of $1 still running after detach"
+}
 
 detach_all() {
     local d

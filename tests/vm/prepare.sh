@@ -3,6 +3,9 @@
 #   raw.img    24 MiB: random data, zero runs and repeated blocks (dedupe)
 #   ext4.img / erofs.img  filesystems holding a copy of /usr/share/perl, with a manifest
 #   st/        store: raw (codec none), ext4, erofs; md5/64K variant of raw as raw-md5
+#   st-CODEC/  ext4.img compressed with CODEC (lzo, lz4, zstd, zlib); st-lz4-corrupt: one
+#              compressed block's payload damaged, header intact
+#   golden/CODEC/NAME.hbi  one-block images carrying the golden vectors verbatim
 set -euo pipefail
 out=$1
 B=${HTTPBLK_BIN:?}
@@ -44,5 +47,31 @@ for bad in st-corrupt st-long; do
         head -c 1000 /dev/urandom >>"$f"
     fi
 done
+for codec in lzo lz4 zstd zlib; do
+    "$B" create ext4.img st-$codec --codec $codec >/dev/null
+done
+"$B" create ext4.img st-lz4-corrupt --codec lz4 >/dev/null
+python3 - st-lz4-corrupt <<'PY'
+import os, struct, sys
+st = sys.argv[1]
+idx = open(f"{st}/ext4.hbi", "rb").read()
+count, dlen = struct.unpack_from("<Q", idx, 24)[0], 32
+for i in range(count):
+    e = idx[64 + i * (dlen + 4):64 + (i + 1) * (dlen + 4)]
+    if struct.unpack_from("<I", e, dlen)[0] == 0:
+        continue
+    name = e[:dlen].hex()
+    path = f"{st}/blocks/{name[:2]}/{name}"
+    b = bytearray(open(path, "rb").read())
+    if b[5] == 0:  # stored raw: look for a compressed one
+        continue
+    mid = 16 + (len(b) - 16) // 2
+    b[mid:mid + 8] = bytes(x ^ 0x5A for x in b[mid:mid + 8])
+    open(path, "wb").write(b)
+    open(f"{st}/corrupt-block", "w").write(str(i))
+    break
+PY
+[ -s st-lz4-corrupt/corrupt-block ]
+"$HTTPBLK_GOLDEN_STORE" "$(dirname "$0")/../golden" golden >/dev/null
 sha256sum raw.img ext4.img erofs.img >images.sha256
 touch .prepared

@@ -14,14 +14,17 @@ make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
 (cd "$repo/userspace" && cargo build -q --release --bins --examples)
 bin=$repo/userspace/target/release
 
-work=$HTTPBLK_CACHE/vm-data-$(cat "$here/prepare.sh" | sha256sum | cut -c1-12)
-HTTPBLK_BIN=$bin/httpblk bash "$here/prepare.sh" "$work"
+work=$HTTPBLK_CACHE/vm-data-$(cat "$here/prepare.sh" "$repo"/tests/golden/* | sha256sum | cut -c1-12)
+HTTPBLK_BIN=$bin/httpblk HTTPBLK_GOLDEN_STORE=$bin/examples/golden_store bash "$here/prepare.sh" "$work"
 
 out=$(mktemp -d /tmp/httpblk-vm.XXXXXX)
+# A snapshot of what is tested: rebuilding while the VM runs must not change it.
+mkdir "$out/bin"
+cp "$bin/httpblk" "$bin/examples/hostile_helper" "$repo/httpblk.ko" "$out/bin/"
 cat >"$out/env" <<ENV
-export HTTPBLK_BIN=$bin/httpblk
-export HTTPBLK_HOSTILE=$bin/examples/hostile_helper
-export HTTPBLK_KO=$repo/httpblk.ko
+export HTTPBLK_BIN=$out/bin/httpblk
+export HTTPBLK_HOSTILE=$out/bin/hostile_helper
+export HTTPBLK_KO=$out/bin/httpblk.ko
 export HTTPBLK_WORK=$work
 export HTTPBLK_OUT=$out
 export HTTPBLK_TESTS='${HTTPBLK_TESTS:-}'

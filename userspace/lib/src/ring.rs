@@ -144,7 +144,8 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// Creates a device from a raw index and maps its ring.
+    /// Creates a device from a raw index and maps its ring. `nr_slots` and `io_timeout_ms`
+    /// of 0 take the module's defaults (`max_inflight`, `io_timeout_ms`).
     pub fn add(index: &[u8], nr_slots: u32, io_timeout_ms: u32, url: &str) -> Result<Ring> {
         let control = Control::open()?;
         // SAFETY: AddDevice is plain data; all-zero is valid.
@@ -178,7 +179,8 @@ impl Ring {
             control,
             kernel,
             helper,
-            nr_slots,
+            // The kernel may grant fewer slots than asked (its `max_inflight`).
+            nr_slots: req.nr_slots,
             slot_size: req.slot_size as usize,
             added: Added {
                 dev_id: req.dev_id,

@@ -25,12 +25,14 @@ pub struct Args {
     /// Stay in the foreground instead of detaching once the device is ready.
     #[arg(long)]
     foreground: bool,
-    /// Concurrent fetches (ring slots), 1 to 256.
-    #[arg(long, default_value_t = 32)]
-    max_inflight: u32,
-    /// A read fails with EIO after this long without its block.
-    #[arg(long, default_value_t = 30_000)]
-    io_timeout_ms: u32,
+    /// Concurrent fetches (ring slots), 1 to 256 [default and upper bound: the module's
+    /// max_inflight parameter].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    max_inflight: Option<u32>,
+    /// A read fails with EIO after this long without its block, 100 to 600000
+    /// [default: the module's io_timeout_ms parameter].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=600_000))]
+    io_timeout_ms: Option<u32>,
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -40,7 +42,12 @@ pub fn run(a: Args) -> Result<i32> {
     let rt = super::runtime();
     let location = Location::parse(&a.url)?;
     let (index, sha, raw) = rt.block_on(location.open(a.index_digest.as_deref()))?;
-    let ring = Ring::add(&raw, a.max_inflight, a.io_timeout_ms, &a.url)?;
+    let ring = Ring::add(
+        &raw,
+        a.max_inflight.unwrap_or(0),
+        a.io_timeout_ms.unwrap_or(0),
+        &a.url,
+    )?;
     anyhow::ensure!(
         ring.added.index_sha256 == sha,
         "kernel computed another index digest"

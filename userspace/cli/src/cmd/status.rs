@@ -1,4 +1,7 @@
-//! `httpblk status`: the attached devices.
+//! `httpblk status`: the attached devices, with the kernel's statistics from
+//! /sys/block/httpblkN/httpblk/.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use httpblk_core::ring::Control;
@@ -6,7 +9,7 @@ use serde::Serialize;
 
 use super::state::DeviceState;
 
-/// Show attached devices.
+/// Show attached devices and their statistics.
 #[derive(clap::Args)]
 pub struct Args {
     /// Machine-readable output.
@@ -19,6 +22,36 @@ struct Row {
     device: String,
     #[serde(flatten)]
     state: Option<DeviceState>,
+    /// Every file of /sys/block/httpblkN/httpblk/: numbers as numbers, the rest as text.
+    kernel: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reads the device's sysfs statistics; empty when the kernel has none (yet).
+fn kernel_stats(id: u32) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/sys/block/httpblk{id}/httpblk")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let text = text.trim();
+        let v = text
+            .parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::from(text));
+        out.insert(e.file_name().to_string_lossy().into_owned(), v);
+    }
+    out
+}
+
+fn num(k: &BTreeMap<String, serde_json::Value>, name: &str) -> u64 {
+    k.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -28,6 +61,7 @@ pub fn run(a: Args) -> Result<i32> {
         .map(|&id| Row {
             device: format!("/dev/httpblk{id}"),
             state: DeviceState::read(id),
+            kernel: kernel_stats(id),
         })
         .collect();
     if a.json {
@@ -37,8 +71,8 @@ pub fn run(a: Args) -> Result<i32> {
     if rows.is_empty() {
         println!("no devices attached");
     }
-    for r in rows {
-        match r.state {
+    for r in &rows {
+        match &r.state {
             Some(s) => println!(
                 "{}  {} bytes  block {}  index {}  pid {}  {}",
                 r.device,
@@ -50,6 +84,46 @@ pub fn run(a: Args) -> Result<i32> {
             ),
             None => println!("{}  (no helper state)", r.device),
         }
+        let k = &r.kernel;
+        if k.is_empty() {
+            continue;
+        }
+        let (hits, misses) = (num(k, "cache_hits"), num(k, "cache_misses"));
+        println!(
+            "  reads {} ({:.1} MiB)  cache hits {} misses {} ({:.1}% hit)",
+            num(k, "reads"),
+            mib(num(k, "read_bytes")),
+            hits,
+            misses,
+            100.0 * hits as f64 / (hits + misses).max(1) as f64
+        );
+        println!(
+            "  fetches {} (readahead {})  fetched {:.1} MiB  decompressed {:.1} MiB  latency avg {} us max {} us",
+            num(k, "fetches"),
+            num(k, "readahead_fetches"),
+            mib(num(k, "fetched_bytes")),
+            mib(num(k, "decompressed_bytes")),
+            num(k, "fetch_latency_avg_us"),
+            num(k, "fetch_latency_max_us")
+        );
+        println!(
+            "  errors: verify {}  decompress {}  fetch {}  timeouts {}  protocol {}  io {}",
+            num(k, "verify_failures"),
+            num(k, "decompress_failures"),
+            num(k, "fetch_errors"),
+            num(k, "timeouts"),
+            num(k, "protocol_errors"),
+            num(k, "io_errors")
+        );
+    }
+    if let Some(k) = rows.iter().map(|r| &r.kernel).find(|k| !k.is_empty()) {
+        println!(
+            "module cache (all devices): {:.1} of {:.0} MiB, {} blocks, {} evictions",
+            mib(num(k, "cache_bytes")),
+            mib(num(k, "cache_limit_bytes")),
+            num(k, "cache_blocks"),
+            num(k, "cache_evictions")
+        );
     }
     Ok(0)
 }

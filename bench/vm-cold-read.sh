@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# VM benchmark (issue: data path): cold sequential read of a 1 GiB ext4 image (codec none)
+# through /dev/httpblk0 from `httpblk serve` over loopback, against nbd + nbdkit's curl plugin
+# reading the raw image from the same server. Both run in one VM boot, same conditions.
+# Prints MB/s and the ratio; not a test.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$repo/tests/lib/toolchain.sh"
+kdir=$("$repo/tests/kernel/build.sh" | tail -1)
+make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
+(cd "$repo/userspace" && cargo build -q --release)
+B=$repo/userspace/target/release/httpblk
+work=${HTTPBLK_BENCH_DIR:-$HOME/.cache/httpblk/bench}
+mkdir -p "$work/raw"
+bash "$here/make-fs-image.sh" "$work/usr-1g.img" 1024
+ln -f "$work/usr-1g.img" "$work/raw/usr-1g.img"
+[ -f "$work/st-none/usr-1g.hbi" ] || "$B" create "$work/usr-1g.img" "$work/st-none" --codec none >/dev/null
+
+out=$(mktemp -d /tmp/httpblk-bench.XXXXXX)
+cat >"$out/guest.sh" <<GUEST
+exec >"$out/guest.log" 2>&1
+ip link set lo up
+insmod $repo/httpblk.ko
+$B serve $work/st-none --listen 127.0.0.1:8080 2>/dev/null &
+$B serve $work/raw --listen 127.0.0.1:8081 2>/dev/null &
+sleep 1
+rate() { dd if=\$1 of=/dev/null bs=1M iflag=direct 2>&1 | awk '/copied/ {print \$(NF-1), \$NF}'; }
+dev=\$($B attach http://127.0.0.1:8080/usr-1g.hbi)
+echo "httpblk: \$(rate \$dev)"
+$B detach \$dev
+nbdkit --exit-with-parent -p 10809 -i 127.0.0.1 curl url=http://127.0.0.1:8081/usr-1g.img &
+sleep 2
+nbd-client 127.0.0.1 10809 /dev/nbd0 -b 4096 >/dev/null 2>&1 || nbd-client 127.0.0.1 10809 /dev/nbd0
+echo "nbdkit-curl: \$(rate /dev/nbd0)"
+nbd-client -d /dev/nbd0 >/dev/null 2>&1
+echo done
+GUEST
+vng --run "$kdir/arch/x86/boot/bzImage" $(bash "$repo/tests/vm/accel.sh" "$kdir") --memory 3G --cpus 2 \
+    --rwdir "$out" --exec "bash $out/guest.sh" >"$out/console.log" 2>&1 || true
+cat "$out/guest.log"
+h=$(awk '/^httpblk:/ {print $2}' "$out/guest.log")
+n=$(awk '/^nbdkit-curl:/ {print $2}' "$out/guest.log")
+[ -n "$h" ] && [ -n "$n" ] && echo "ratio httpblk / nbdkit-curl: $(echo "scale=2; $h / $n" | bc)x (goal >= 2)"

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+//! In-kernel block decompression: lzo, lz4 and zstd through the crypto API's `crypto_comp`,
+//! zlib through lib/zlib_inflate (crypto "deflate" is raw deflate with a 2 KiB window and
+//! cannot read zlib streams).
+//!
+//! `Decompressor` wraps one transform (or one zlib stream with its workspace) and frees it in
+//! `Drop`. `Pool` keeps a few of each codec, made on first use and reused after, so that
+//! decompressing a block allocates nothing; a transform is used by one caller at a time (the
+//! zstd and zlib ones hold per-stream state).
+//!
+//! Context: process context; `Pool::decompress` may sleep.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::{c_str, new_mutex};
+
+use crate::ffi::{self, errno};
+use crate::uapi::{CODEC_LZ4, CODEC_LZO, CODEC_ZLIB, CODEC_ZSTD};
+
+/// The compressed codecs, in pool order.
+const CODECS: [u8; 4] = [CODEC_LZO, CODEC_LZ4, CODEC_ZSTD, CODEC_ZLIB];
+
+/// One ready decompressor.
+///
+/// # Invariants
+/// The pointer is live, from `httpblk_comp_alloc` (`Comp`) or `httpblk_zlib_alloc` (`Zlib`),
+/// and is freed only in `drop`.
+enum Decompressor {
+    Comp(NonNull<ffi::CryptoComp>),
+    Zlib(NonNull<kernel::ffi::c_void>),
+}
+
+// SAFETY: a transform may move between threads; `Pool` gives each to one user at a time.
+unsafe impl Send for Decompressor {}
+
+impl Decompressor {
+    /// Makes a decompressor for `codec`. Sleeps.
+    ///
+    /// # Errors
+    /// `EINVAL` for an unknown codec; `ENOMEM` or the crypto API's error otherwise.
+    fn new(codec: u8) -> Result<Self> {
+        let name = match codec {
+            CODEC_LZO => c_str!("lzo"),
+            CODEC_LZ4 => c_str!("lz4"),
+            CODEC_ZSTD => c_str!("zstd"),
+            CODEC_ZLIB => {
+                // SAFETY: FFI call without preconditions; returns NULL on failure.
+                let s = unsafe { ffi::httpblk_zlib_alloc() };
+                // INVARIANT: allocated above.
+                return Ok(Decompressor::Zlib(NonNull::new(s).ok_or(ENOMEM)?));
+            }
+            _ => return Err(EINVAL),
+        };
+        // SAFETY: `name` is a NUL-terminated string; returns a transform or an ERR_PTR.
+        let tfm = kernel::error::from_err_ptr(unsafe { ffi::httpblk_comp_alloc(name.as_char_ptr()) })?;
+        // INVARIANT: allocated above.
+        Ok(Decompressor::Comp(NonNull::new(tfm).ok_or(ENOMEM)?))
+    }
+
+    /// Decompresses `src` into `dst`; returns the length written.
+    ///
+    /// # Errors
+    /// The codec's error (`EINVAL` and the like) for a corrupt stream or one longer than `dst`.
+    fn run(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize> {
+        let mut dlen = dst.len() as u32;
+        let r = match self {
+            // SAFETY: live transform (invariant); `src` and `dst` are valid for their lengths
+            // and `dlen` tells the codec how much of `dst` it may write.
+            Decompressor::Comp(tfm) => unsafe {
+                ffi::crypto_comp_decompress(tfm.as_ptr(), src.as_ptr(), src.len() as u32, dst.as_mut_ptr(), &mut dlen)
+            },
+            // SAFETY: as above, for the zlib stream.
+            Decompressor::Zlib(s) => unsafe {
+                ffi::httpblk_zlib_inflate(s.as_ptr(), src.as_ptr(), src.len() as u32, dst.as_mut_ptr(), &mut dlen)
+            },
+        };
+        kernel::error::to_result(r)?;
+        // A codec never reports more than it was given room for; do not trust that either.
+        Ok((dlen as usize).min(dst.len()))
+    }
+}
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        match self {
+            // SAFETY: by the invariant, freed once, here.
+            Decompressor::Comp(tfm) => unsafe { ffi::httpblk_comp_free(tfm.as_ptr()) },
+            // SAFETY: as above.
+            Decompressor::Zlib(s) => unsafe { ffi::httpblk_zlib_free(s.as_ptr()) },
+        }
+    }
+}
+
+/// A pool member: a decompressor made on first use, and a private copy of the input.
+struct Member {
+    dec: Option<Decompressor>,
+    /// The compressed bytes, copied out of memory the helper can still change.
+    input: KVVec<u8>,
+}
+
+/// Decompressors shared by every device: `width` members per codec.
+pub(crate) struct Pool {
+    members: KVec<Pin<KBox<Mutex<Member>>>>,
+    width: usize,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// A pool with one member per possible CPU for each codec. Allocates no transform yet.
+    ///
+    /// # Errors
+    /// `ENOMEM`.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
+        let width = (unsafe { kernel::bindings::nr_cpu_ids } as usize).max(1);
+        let mut members = KVec::with_capacity(CODECS.len() * width, GFP_KERNEL)?;
+        for _ in 0..CODECS.len() * width {
+            members.push(
+                KBox::pin_init(new_mutex!(Member { dec: None, input: KVVec::new() }, "httpblk:codec"), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Pool { members, width, next: AtomicUsize::new(0) })
+    }
+
+    /// Decompresses a `codec` stream that `fill` copies into a buffer of `len` bytes, into
+    /// `dst`, which it must fill exactly. Sleeps.
+    ///
+    /// # Errors
+    /// `EINVAL` for an unknown codec, `ENOMEM`, or `EBADMSG` when the stream is corrupt or
+    /// decodes to another length than `dst.len()`.
+    pub(crate) fn decompress(&self, codec: u8, len: usize, fill: impl FnOnce(&mut [u8]), dst: &mut [u8]) -> Result {
+        let c = CODECS.iter().position(|&c| c == codec).ok_or(EINVAL)?;
+        let pick = self.next.fetch_add(1, Ordering::Relaxed) % self.width;
+        // PANIC: `c < CODECS.len()` and `pick < width`, so the index is below `members.len()`.
+        let mut m = self.members[c * self.width + pick].lock();
+        let m = &mut *m;
+        if m.dec.is_none() {
+            m.dec = Some(Decompressor::new(codec)?);
+        }
+        if m.input.len() < len {
+            // Grows to the largest block seen once, then stays.
+            m.input.extend_with(len - m.input.len(), 0, GFP_KERNEL)?;
+        }
+        let input = &mut m.input[..len];
+        fill(input);
+        let Some(dec) = m.dec.as_mut() else { return Err(EINVAL) };
+        match dec.run(input, dst) {
+            Ok(n) if n == dst.len() => Ok(()),
+            _ => Err(errno(kernel::bindings::EBADMSG)),
+        }
+    }
+}

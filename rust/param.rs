@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Module parameters, which 6.12's `module!` lacks: the `kernel_param` plumbing of C's
+//! `module_param_cb` with `param_set_uint_minmax`, done once.
+//!
+//! `uint_param!` places a `struct kernel_param` in the `__param` section (the module loader
+//! and sysfs find it there) and its `parm`/`parmtype` strings in `.modinfo` (for `modinfo`).
+//! The value lives in an `AtomicU32`; the kernel writes it through `kp->arg` under the
+//! module's parameter lock, the driver reads it with `get()`.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int};
+
+/// A `u32` parameter with inclusive bounds checked whenever it is set (at load or via sysfs).
+#[repr(transparent)]
+pub(crate) struct UintParam(AtomicU32);
+
+impl UintParam {
+    pub(crate) const fn new(default: u32) -> Self {
+        Self(AtomicU32::new(default))
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Where `kp->arg` points: the kernel's uint ops read and write an `unsigned int` there.
+    pub(crate) const fn as_arg(&'static self) -> *mut kernel::ffi::c_void {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// `set` of a bounded uint parameter: rejects values outside `MIN..=MAX` with EINVAL.
+///
+/// # Safety
+/// Called by the kernel with a NUL-terminated `val` and a `kp` whose `arg` is a `UintParam`.
+pub(crate) unsafe extern "C" fn set_uint<const MIN: u32, const MAX: u32>(
+    val: *const c_char,
+    kp: *const bindings::kernel_param,
+) -> c_int {
+    // SAFETY: the caller's guarantees are those of `param_set_uint_minmax`.
+    unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) }
+}
+
+/// `get` of a uint parameter.
+///
+/// # Safety
+/// Called by the kernel with a page-sized `buf` and a `kp` whose `arg` is a `UintParam`.
+pub(crate) unsafe extern "C" fn get_uint(buf: *mut c_char, kp: *const bindings::kernel_param) -> c_int {
+    // SAFETY: the caller's guarantees are those of `param_get_uint`.
+    unsafe { bindings::param_get_uint(buf, kp) }
+}
+
+/// A `kernel_param` in static storage.
+#[repr(transparent)]
+pub(crate) struct KernelParam(pub(crate) bindings::kernel_param);
+// SAFETY: the kernel only reads it; the value behind `arg` is an atomic.
+unsafe impl Sync for KernelParam {}
+
+/// Ops of one parameter in static storage.
+#[repr(transparent)]
+pub(crate) struct ParamOps(pub(crate) bindings::kernel_param_ops);
+// SAFETY: immutable.
+unsafe impl Sync for ParamOps {}
+
+/// Copies a string into a fixed-size array, for `.modinfo` entries built with `concat!`.
+pub(crate) const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    assert!(b.len() == N);
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// Declares a bounded `u32` module parameter:
+/// `uint_param!(NAME, name, default, min..=max, perm, "description")`.
+/// `NAME` becomes a `static UintParam`; `name` is what modprobe, sysfs and modinfo call it.
+macro_rules! uint_param {
+    ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal) => {
+        pub(crate) static $storage: $crate::param::UintParam = $crate::param::UintParam::new($default);
+
+        const _: () = {
+            use $crate::param::{get_uint, modinfo, set_uint, KernelParam, ParamOps};
+            const _: () = assert!($min <= $default && $default <= $max);
+
+            static OPS: ParamOps = ParamOps(kernel::bindings::kernel_param_ops {
+                flags: 0,
+                set: Some(set_uint::<$min, $max>),
+                get: Some(get_uint),
+                free: None,
+            });
+
+            #[link_section = "__param"]
+            #[used]
+            static PARAM: KernelParam = KernelParam(kernel::bindings::kernel_param {
+                name: concat!(stringify!($name), "\0").as_ptr().cast(),
+                mod_: &raw mut kernel::bindings::__this_module,
+                ops: &OPS.0,
+                perm: $perm,
+                level: -1,
+                flags: 0,
+                __bindgen_anon_1: kernel::bindings::kernel_param__bindgen_ty_1 { arg: $storage.as_arg() },
+            });
+
+            const PARM: &str = concat!("parm=", stringify!($name), ":", $desc, "\0");
+            #[link_section = ".modinfo"]
+            #[used]
+            static PARM_INFO: [u8; PARM.len()] = modinfo(PARM);
+
+            const TYPE: &str = concat!("parmtype=", stringify!($name), ":uint\0");
+            #[link_section = ".modinfo"]
+            #[used]
+            static TYPE_INFO: [u8; TYPE.len()] = modinfo(TYPE);
+        };
+    };
+}
+pub(crate) use uint_param;
