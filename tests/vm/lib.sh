@@ -78,12 +78,15 @@ attach() { timeout 120 "$B" attach "$@" 2>>"$LOG_DIR/attach.log"; }
 
 # detach DEV: detaches and waits (bounded) until its helper has exited, so rmmod can follow.
 detach() {
+    local pid
+    pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
+        "$HTTPBLK_RUN_DIR/$(basename "$1").json") || fail "no helper state for $1"
     "$B" detach "$1" >/dev/null || return 1
     for _ in $(seq 50); do
-        pgrep -f "httpblk attach" >/dev/null || return 0
+        kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
-    fail "helper of $1 still running after detach"
+    fail "helper $pid of $1 still running after detach"
 }
 
 detach_all() {

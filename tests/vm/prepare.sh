@@ -12,6 +12,8 @@ B=${HTTPBLK_BIN:?}
 mkdir -p "$out"
 cd "$out"
 [ -f .prepared ] && exit 0
+# A run that stopped halfway left damaged stores behind: start over.
+find . -mindepth 1 -delete
 
 python3 - <<'PY'
 import os, random

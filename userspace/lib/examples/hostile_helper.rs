@@ -70,8 +70,9 @@ fn main() {
     let cases: Vec<(&str, Mutation)> = vec![
         ("abi version", Box::new(|r| r.abi_version = 99)),
         ("unknown flag", Box::new(|r| r.flags = 1)),
-        ("zero slots", Box::new(|r| r.nr_slots = 0)),
-        ("too many slots", Box::new(|r| r.nr_slots = 100_000)),
+        // (0 slots is valid: it asks for the module's max_inflight.)
+        ("too many slots", Box::new(|r| r.nr_slots = uapi::MAX_SLOTS + 1)),
+        ("huge timeout", Box::new(|r| r.io_timeout_ms = 600_001)),
         ("tiny timeout", Box::new(|r| r.io_timeout_ms = 1)),
         (
             "url without NUL",
