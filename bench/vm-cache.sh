@@ -29,7 +29,7 @@ if [ ! -f "$work/st-pair/b.hbi" ]; then
     python3 - "$work" <<'PY'
 import os, random, sys
 w = sys.argv[1]; random.seed(11); bs = 256 * 1024; n = 1024
-a = bytearray(random.randbytes(bs * n)); b = bytearray(a)
+a = bytearray(b"".join(random.randbytes(bs) for _ in range(n))); b = bytearray(a)
 for i in random.sample(range(n), n // 10):
     b[i * bs:(i + 1) * bs] = random.randbytes(bs)
 open(f"{w}/pair-a.img", "wb").write(a); open(f"{w}/pair-b.img", "wb").write(b)

@@ -71,7 +71,10 @@ fn main() {
         ("abi version", Box::new(|r| r.abi_version = 99)),
         ("unknown flag", Box::new(|r| r.flags = 1)),
         // (0 slots is valid: it asks for the module's max_inflight.)
-        ("too many slots", Box::new(|r| r.nr_slots = uapi::MAX_SLOTS + 1)),
+        (
+            "too many slots",
+            Box::new(|r| r.nr_slots = uapi::MAX_SLOTS + 1),
+        ),
         ("huge timeout", Box::new(|r| r.io_timeout_ms = 600_001)),
         ("tiny timeout", Box::new(|r| r.io_timeout_ms = 1)),
         (
