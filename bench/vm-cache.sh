@@ -7,7 +7,8 @@
 #    MB/s and VM CPU seconds per GiB (helper, server and kernel together: one machine);
 #  - bytes fetched for two images sharing 90% of their blocks, attached together, against
 #    one image alone (goal about 1.1x).
-#   HTTPBLK_BENCH_MB=1024 (default) sets the ext4 image size. Not a test: it judges nothing.
+#   HTTPBLK_BENCH_MB=1024 (default) sets the ext4 image size; HTTPBLK_BENCH_PARTS="codecs pair"
+#   (default both) picks what runs. Not a test: it judges nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -56,7 +57,8 @@ fio_bw() {  # DEV RW BS -> MB/s
     fio --name=b --filename=\$1 --readonly --rw=\$2 --bs=\$3 --direct=1 --ioengine=libaio --iodepth=32 \
         --runtime=15 --time_based --output-format=terse --terse-version=3 | awk -F';' '{printf "%.1f", \$7/1000}'
 }
-for codec in none lz4 lzo; do
+part() { case " ${HTTPBLK_BENCH_PARTS:-codecs pair} " in *" \$1 "*) return 0;; esac; return 1; }
+part codecs && for codec in none lz4 lzo; do
     \$B serve \$W/st-\$MB-\$codec --listen 127.0.0.1:8080 2>/dev/null & srv=\$!
     sleep 1
     insmod $repo/httpblk.ko cache_mb=\$((MB * 2))
@@ -68,12 +70,15 @@ for codec in none lz4 lzo; do
     fi
     \$B detach \$dev >/dev/null; sleep 1; rmmod httpblk; kill \$srv; wait \$srv 2>/dev/null
 done
+if part codecs; then
 mkdir -p /tmp/ram && mount -t tmpfs -o size=\$((MB + 64))M tmpfs /tmp/ram
 cp $img /tmp/ram/raw.img
 loop=\$(losetup -r -f --show /tmp/ram/raw.img)
 echo "warm-seq-loop: \$(fio_bw \$loop read 1M)"
 echo "warm-rand4k-loop: \$(fio_bw \$loop randread 4k)"
 losetup -d \$loop; umount /tmp/ram
+fi
+part pair || { echo done; exit 0; }
 \$B serve \$W/st-pair --listen 127.0.0.1:8080 2>/dev/null & srv=\$!
 sleep 1
 insmod $repo/httpblk.ko cache_mb=1024
@@ -83,7 +88,8 @@ echo "pair-one: \$(sys \$a fetched_bytes)"
 \$B detach \$a >/dev/null; sleep 1; rmmod httpblk
 insmod $repo/httpblk.ko cache_mb=1024
 a=\$(\$B attach http://127.0.0.1:8080/a.hbi); b=\$(\$B attach http://127.0.0.1:8080/b.hbi)
-dd if=\$a of=/dev/null bs=1M iflag=direct 2>/dev/null & dd if=\$b of=/dev/null bs=1M iflag=direct 2>/dev/null; wait
+dd if=\$a of=/dev/null bs=1M iflag=direct 2>/dev/null & rd=\$!
+dd if=\$b of=/dev/null bs=1M iflag=direct 2>/dev/null; wait \$rd   # not the server
 echo "pair-both: \$(( \$(sys \$a fetched_bytes) + \$(sys \$b fetched_bytes) ))"
 echo done
 GUEST
