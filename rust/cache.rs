@@ -51,8 +51,6 @@ const EVICTION_SAMPLES: usize = 8;
 pub(crate) struct Cache {
     #[pin]
     inner: Mutex<Inner>,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) evictions: AtomicU64,
 }
 
@@ -62,8 +60,6 @@ impl Cache {
         Arc::pin_init(
             pin_init!(Cache {
                 inner <- new_mutex!(Inner { map: RBTree::new(), bytes: 0, blocks: 0, tick: 0 }, "httpblk:cache"),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
                 evictions: AtomicU64::new(0),
             }),
             GFP_KERNEL,
@@ -90,17 +86,16 @@ impl Cache {
         self.inner.lock().map.get(k).is_some()
     }
 
+    /// The block cached under `k`, refreshed as most recently used. Devices count their own
+    /// hits and misses.
     pub(crate) fn get(&self, k: &Key) -> Option<Arc<Block>> {
         let mut g = self.inner.lock();
         g.tick += 1;
         let tick = g.tick;
-        let r = g.map.get_mut(k).map(|e| {
+        g.map.get_mut(k).map(|e| {
             e.last_use = tick;
             e.block.clone()
-        });
-        let counter = if r.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        r
+        })
     }
 
     /// Adds a block, evicting others to stay within the limit. A block larger than the whole
