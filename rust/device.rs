@@ -2,13 +2,16 @@
 //! One attached image: its index, its fetch ring with the helper, and the read path.
 //!
 //! Read path (process context, one work item per request): a block is served from the cache,
-//! or waits on the one fetch in flight for it, or starts that fetch in a free slot. The helper
+//! or waits on the one fetch in flight for it (this device's, or for up to half the I/O
+//! timeout another device's fetch of the same content, see `pending`), or starts that fetch in
+//! a free slot. The helper
 //! fills the slot and posts a completion; `commit` copies the block out of shared memory,
 //! checks it against its digest, caches it and wakes the waiters. A block that fails the
 //! check is fetched again, up to `MAX_ATTEMPTS` times, then the reads fail with EIO. No read
 //! waits longer than the device's I/O timeout.
 //!
-//! Locks: `state` (a mutex) may be held while taking the cache's mutex, never the reverse.
+//! Locks: `state` (a mutex) may be held while taking the cache's or the pending table's
+//! mutex, never the reverse.
 //! Everything here may sleep except `Device::queue_rq`.
 
 use core::mem::offset_of;
@@ -16,7 +19,7 @@ use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::lock::mutex::MutexBackend;
 use kernel::sync::lock::Guard;
 use kernel::sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, LockedBy, Mutex};
@@ -26,8 +29,9 @@ use crate::blk::{self, Op, Request, Workqueue};
 use crate::cache::{self, Block, Cache};
 use crate::clock;
 use crate::codec;
-use crate::params;
 use crate::digest::Hasher;
+use crate::params;
+use crate::pending::Pending;
 use crate::ffi::errno;
 use crate::index::Index;
 use crate::shmem::SharedRegion;
@@ -42,6 +46,8 @@ unsafe impl kernel::types::FromBytes for Cqe {}
 /// Things every device shares.
 pub(crate) struct Shared {
     pub(crate) cache: Arc<Cache>,
+    /// Blocks being fetched by any device.
+    pub(crate) pending: Arc<Pending>,
     pub(crate) codecs: codec::Pool,
     pub(crate) wq: Workqueue,
 }
@@ -71,6 +77,8 @@ pub(crate) struct Stats {
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) io_errors: AtomicU64,
     pub(crate) readahead_fetches: AtomicU64,
+    /// Misses that waited on another fetch of the same content instead of fetching.
+    pub(crate) joined_fetches: AtomicU64,
     /// Sum and maximum of the time from submission to verified block, over `fetch_ok`.
     pub(crate) fetch_ok: AtomicU64,
     pub(crate) fetch_ns_total: AtomicU64,
@@ -83,6 +91,8 @@ struct Fetch {
     slot: u32,
     /// When the first submission was posted (`clock::now_ns`).
     started_ns: u64,
+    /// The key this fetch claimed in `Shared::pending`, released when it ends.
+    claimed: Option<cache::Key>,
     inner: LockedBy<FetchInner, State>,
 }
 
@@ -251,7 +261,10 @@ impl Device {
         if g.inflight.get(&b).is_some() || g.slots.iter().filter(|s| s.is_none()).count() <= reserve {
             return Ok(());
         }
-        if !self.shared.cache.contains(&key) && self.start_fetch(&mut g, b)?.is_some() && reserve > 0 {
+        if self.shared.pending.contains(&key) || self.shared.cache.contains(&key) {
+            return Ok(());
+        }
+        if self.start_fetch(&mut g, b, key)?.is_some() && reserve > 0 {
             self.stats.readahead_fetches.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -283,7 +296,12 @@ impl Device {
             return Ok(Some(blk));
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let deadline = clock::jiffies() + self.io_timeout;
+        let now = clock::jiffies();
+        let deadline = now + self.io_timeout;
+        // Past this, a fetch of the same content by another device is not waited for: that
+        // device's servers may be down while ours are fine.
+        let join_until = now + self.io_timeout / 2;
+        let mut joined = false;
         let mut g = self.state.lock();
         let fetch = loop {
             if self.is_dead() {
@@ -292,11 +310,23 @@ impl Device {
             if let Some(f) = g.inflight.get(&b) {
                 break f.clone();
             }
+            // Looked up before the cache: a fetch caches its block before releasing its claim.
+            let elsewhere = self.shared.pending.contains(&key);
             // It may have completed between the lookup above and taking the lock.
             if let Some(blk) = self.shared.cache.get(&key) {
+                if joined {
+                    self.stats.joined_fetches.fetch_add(1, Ordering::Relaxed);
+                }
                 return Ok(Some(blk));
             }
-            if let Some(f) = self.start_fetch(&mut g, b)? {
+            if elsewhere && clock::jiffies() < join_until {
+                drop(g);
+                self.shared.pending.wait(&key, join_until);
+                joined = true;
+                g = self.state.lock();
+                continue;
+            }
+            if let Some(f) = self.start_fetch(&mut g, b, key)? {
                 break f;
             }
             self.wait(&mut g, deadline)?;
@@ -328,12 +358,25 @@ impl Device {
         }
     }
 
-    /// Puts a new fetch of block `b` in a free slot. `None` when every slot is busy.
-    fn start_fetch(&self, g: &mut Guard<'_, State, MutexBackend>, b: u64) -> Result<Option<Arc<Fetch>>> {
+    /// Puts a new fetch of block `b` (cache key `key`) in a free slot. `None` when every slot
+    /// is busy.
+    fn start_fetch(&self, g: &mut Guard<'_, State, MutexBackend>, b: u64, key: cache::Key) -> Result<Option<Arc<Fetch>>> {
         let Some(slot) = g.slots.iter().position(|s| s.is_none()) else { return Ok(None) };
         let inner = FetchInner { seq: 0, attempts: 0, completing: false, result: None };
-        let fetch = Arc::new(Fetch { block: b, slot: slot as u32, started_ns: clock::now_ns(), inner: LockedBy::new(&self.state, inner) }, GFP_KERNEL)?;
-        let node = RBTreeNode::new(b, fetch.clone(), GFP_KERNEL)?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let claimed = self.shared.pending.claim(&key)?.then_some(key);
+        let fetch = Fetch { block: b, slot: slot as u32, started_ns: clock::now_ns(), claimed, inner: LockedBy::new(&self.state, inner) };
+        // Every claim must reach `finish`, or be released here.
+        let fetch = match Arc::new(fetch, GFP_KERNEL) {
+            Ok(f) => f,
+            Err(e) => {
+                if claimed.is_some() {
+                    self.shared.pending.release(&key);
+                }
+                return Err(e.into());
+            }
+        };
+        let node = reservation.into_node(b, fetch.clone());
         g.inflight.insert(node);
         g.slots[slot] = Some(fetch.clone());
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
@@ -372,6 +415,9 @@ impl Device {
         fetch.inner.access_mut(&mut **g).result = Some(result);
         g.slots[fetch.slot as usize] = None;
         g.inflight.remove(&fetch.block);
+        if let Some(k) = &fetch.claimed {
+            self.shared.pending.release(k);
+        }
     }
 
     // ---- helper side -----------------------------------------------------------------------
@@ -546,7 +592,7 @@ impl Device {
 blk::disk_attrs!(ATTRS, "httpblk", Device, [
     "index_sha256", "url", "image_size", "block_size", "hash", "nr_slots", "io_timeout_ms",
     "reads", "read_bytes", "cache_hits", "cache_misses", "fetches", "readahead_fetches",
-    "fetched_bytes", "decompressed_bytes", "fetch_latency_avg_us", "fetch_latency_max_us",
+    "joined_fetches", "fetched_bytes", "decompressed_bytes", "fetch_latency_avg_us", "fetch_latency_max_us",
     "verify_failures", "decompress_failures", "fetch_errors", "timeouts", "protocol_errors",
     "io_errors", "cache_bytes", "cache_limit_bytes", "cache_blocks", "cache_evictions",
 ]);
@@ -592,6 +638,7 @@ impl Device {
             b"cache_misses" => get(&s.cache_misses),
             b"fetches" => get(&s.fetches),
             b"readahead_fetches" => get(&s.readahead_fetches),
+            b"joined_fetches" => get(&s.joined_fetches),
             b"fetched_bytes" => get(&s.fetched_bytes),
             b"decompressed_bytes" => get(&s.decompressed_bytes),
             b"fetch_latency_avg_us" => get(&s.fetch_ns_total) / get(&s.fetch_ok).max(1) / 1000,

@@ -20,6 +20,7 @@ mod ffi;
 mod index;
 mod param;
 mod params;
+mod pending;
 mod shmem;
 // Shared with userspace, where its items are public API.
 #[allow(unreachable_pub, dead_code)]
@@ -46,6 +47,7 @@ impl kernel::Module for HttpBlk {
         let shared = Arc::new(
             device::Shared {
                 cache: cache::Cache::new()?,
+                pending: pending::Pending::new()?,
                 codecs: codec::Pool::new()?,
                 wq: blk::Workqueue::new(c_str!("httpblk"))?,
             },

@@ -80,6 +80,51 @@ test_shared_cache_across_devices() {
     [ "$(stat_of "$b" cache_hits)" -gt 0 ] || fail "no cache hits counted"
 }
 
+test_concurrent_devices_fetch_shared_blocks_once() {
+    # Proves: misses are merged module-wide: two devices of one image on two servers, read at
+    # the same time, fetch together about what one device fetches alone (not twice).
+    insmod "$KO"
+    serve "$W/st" 8080
+    "$B" serve "$W/st" --listen 127.0.0.1:8081 2>>"$LOG_DIR/serve-8081.log" &
+    sleep 1
+    a=$(attach http://127.0.0.1:8080/raw.hbi)
+    [ "$(sha "$a")" = "$(want_sha raw.img)" ] || fail "lone device differs"
+    alone=$(stat_of "$a" fetched_bytes)
+    detach "$a" && rmmod httpblk && insmod "$KO" || fail "reload"
+    a=$(attach http://127.0.0.1:8080/raw.hbi); b=$(attach http://127.0.0.1:8081/raw.hbi)
+    sha "$a" >"$LOG_DIR/sha-a" & rd=$!
+    [ "$(sha "$b")" = "$(want_sha raw.img)" ] || fail "second device differs"
+    wait "$rd"
+    [ "$(cat "$LOG_DIR/sha-a")" = "$(want_sha raw.img)" ] || fail "first device differs"
+    both=$(( $(stat_of "$a" fetched_bytes) + $(stat_of "$b" fetched_bytes) ))
+    joined=$(( $(stat_of "$a" joined_fetches) + $(stat_of "$b" joined_fetches) ))
+    say "fetched: $alone bytes alone, $both by both together ($joined misses joined another fetch)"
+    [ "$both" -le $((alone * 11 / 10)) ] || fail "both devices fetched $both bytes, over 1.1x one device's $alone"
+}
+
+test_joined_fetch_of_a_stalled_device_falls_back() {
+    # Proves: a miss waiting on another device's fetch does not share that device's fate: with
+    # the other device's server frozen, it fetches the block itself within its own timeout.
+    insmod "$KO" io_timeout_ms=4000
+    serve "$W/st" 8080
+    "$B" serve "$W/st" --listen 127.0.0.1:8081 2>>"$LOG_DIR/serve-8081.log" &
+    sleep 1
+    a=$(attach http://127.0.0.1:8080/raw.hbi); b=$(attach http://127.0.0.1:8081/raw.hbi)
+    f0=$(stat_of "$b" fetches)
+    kill -STOP "$SERVE_PID"
+    # Block 40: far from what the partition scan at attach read (and cached).
+    dd if="$a" of=/dev/null bs=256k skip=40 count=1 iflag=direct 2>/dev/null & stalled=$!
+    sleep 0.5
+    cmp <(dd if="$b" bs=256k skip=40 count=1 iflag=direct 2>/dev/null) <(dd if="$W/raw.img" bs=256k skip=40 count=1 2>/dev/null) ||
+        fail "the device with a live server did not read the block"
+    if wait "$stalled"; then fail "the read of the device with a frozen server succeeded"; fi
+    say "second device: $(( $(stat_of "$b" fetches) - f0 )) fetches; first device: $(stat_of "$a" timeouts) timeouts"
+    [ "$(stat_of "$b" fetches)" -gt "$f0" ] || fail "the second device did not fetch the block itself"
+    kill -CONT "$SERVE_PID"
+    no_stuck_tasks
+    [ "$(sha "$a")" = "$(want_sha raw.img)" ] || fail "first device differs once its server is back"
+}
+
 test_module_parameters() {
     # Proves: modinfo describes every parameter, out-of-range values are refused at load,
     # cache_mb bounds the cache (evicting), max_inflight caps the ring, writable ones apply.
