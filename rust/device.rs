@@ -396,7 +396,8 @@ impl Device {
             slot: fetch.slot,
             stored_len: self.index.entry(fetch.block).stored_len,
             seq,
-            reserved: [0; 3],
+            retry: inner.attempts,
+            reserved: [0; 2],
         };
         // PANIC: `sq_tail % nr_slots` < nr_slots, so the entry lies inside the kernel region.
         let pos = (g.sq_tail % self.nr_slots) as usize;

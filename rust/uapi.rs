@@ -63,7 +63,7 @@ pub const fn max_stored_len(block_shift: u8) -> usize {
 // ---------------------------------------------------------------------------------------------
 
 /// ABI version carried by `AddDevice`; the kernel refuses any other.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Name of the control device node under /dev.
 pub const CONTROL_NAME: &str = "httpblk-control";
 /// No add flags are defined yet; any set bit is refused with EINVAL.
@@ -217,7 +217,10 @@ pub struct Sqe {
     pub stored_len: u32,
     /// Fetch generation of the slot; echoed in the Cqe so a stale completion is ignored.
     pub seq: u32,
-    pub reserved: [u32; 3],
+    /// 0 for a block's first submission; n when the n previous copies the helper delivered
+    /// failed the kernel's checks (the helper should ask another server).
+    pub retry: u32,
+    pub reserved: [u32; 2],
 }
 const _: () = assert!(size_of::<Sqe>() == 32);
 

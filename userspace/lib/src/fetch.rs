@@ -40,14 +40,17 @@ impl HttpClient {
         }
     }
 
-    async fn send(&self, url: &str) -> Result<hyper::Response<Incoming>> {
+    /// GET `url`; `host` overrides the Host header (a URL naming one address of a host).
+    async fn send(&self, url: &str, host: Option<&str>) -> Result<hyper::Response<Incoming>> {
         let uri: Uri = url.parse().map_err(|e| Self::err(url, e))?;
         if uri.scheme_str() != Some("http") {
             return Err(Self::err(url, "only http:// URLs are supported"));
         }
-        let req = Request::get(uri)
-            .body(Empty::new())
-            .map_err(|e| Self::err(url, e))?;
+        let mut req = Request::get(uri);
+        if let Some(h) = host {
+            req = req.header(hyper::header::HOST, h);
+        }
+        let req = req.body(Empty::new()).map_err(|e| Self::err(url, e))?;
         let resp = tokio::time::timeout(self.timeout, self.client.request(req))
             .await
             .map_err(|_| Self::err(url, format!("no response within {:?}", self.timeout)))?
@@ -63,7 +66,17 @@ impl HttpClient {
 
     /// Fetches `url` into `buf`, returning the body length. A body longer than `buf` is an error.
     pub async fn get_into(&self, url: &str, buf: &mut [u8]) -> Result<usize> {
-        let resp = self.send(url).await?;
+        self.get_into_at(url, None, buf).await
+    }
+
+    /// `get_into`, with `host` as the Host header.
+    pub async fn get_into_at(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        buf: &mut [u8],
+    ) -> Result<usize> {
+        let resp = self.send(url, host).await?;
         let mut body = resp.into_body();
         let mut n = 0;
         let read = async {
@@ -89,7 +102,12 @@ impl HttpClient {
 
     /// Fetches `url` whole, refusing bodies over `max_len` bytes.
     pub async fn get(&self, url: &str, max_len: usize) -> Result<Bytes> {
-        let resp = self.send(url).await?;
+        self.get_at(url, None, max_len).await
+    }
+
+    /// `get`, with `host` as the Host header.
+    pub async fn get_at(&self, url: &str, host: Option<&str>, max_len: usize) -> Result<Bytes> {
+        let resp = self.send(url, host).await?;
         if let Some(len) = resp.headers().get(hyper::header::CONTENT_LENGTH) {
             let len: u64 = len
                 .to_str()

@@ -2,45 +2,64 @@
 //! block file over HTTP (many at once, pooled keep-alive connections) straight into its data
 //! slot, and post the completion. An optional on-disk cache of block files is the second cache
 //! level, surviving reboots. The kernel checks every block; the helper checks only lengths.
+//! Over HTTP the blocks come from `Mirrors` (one or more servers, retried and hedged); a
+//! submission marked as a retry means the kernel rejected the copy the helper delivered, so it
+//! is asked of another server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::index::Index;
-use crate::location::{Location, Store};
+use crate::location::Location;
+use crate::mirrors::{Endpoint, Mirrors};
 use crate::ring::Ring;
 use crate::store::{block_rel_path, write_new_file};
 use crate::uapi::{Cqe, Sqe};
 use crate::Result;
 
-/// HTTP attempts per submission before the helper reports failure to the kernel.
-const FETCH_ATTEMPTS: u32 = 3;
+/// Reads of a local store per submission before the helper reports failure to the kernel.
+const DIR_ATTEMPTS: u32 = 3;
+/// The kernel resubmits a rejected block at once: who served a block is remembered this long
+/// (pruned once more than `SERVED_MEMORY` blocks are remembered).
+const SERVED_WINDOW: Duration = Duration::from_secs(30);
+const SERVED_MEMORY: usize = 4096;
+
+/// Where block files come from.
+pub enum Source {
+    /// A local store directory (tests, local images).
+    Dir(Location),
+    /// One or more HTTP servers.
+    Mirrors(Arc<Mirrors>),
+}
 
 pub struct Helper {
     pub ring: Ring,
     pub index: Index,
-    pub location: Location,
+    pub source: Source,
     pub cache_dir: Option<PathBuf>,
     /// Blocks last served from the disk cache: a repeat request means the kernel rejected the
     /// cached copy, so it is dropped and fetched again.
     from_disk: Mutex<HashSet<u64>>,
+    /// Which endpoint served each recent block, and when.
+    served: Mutex<HashMap<u64, (Arc<Endpoint>, Instant)>>,
 }
 
 impl Helper {
     pub fn new(
         ring: Ring,
         index: Index,
-        location: Location,
+        source: Source,
         cache_dir: Option<PathBuf>,
     ) -> Arc<Helper> {
         Arc::new(Helper {
             ring,
             index,
-            location,
+            source,
             cache_dir,
             from_disk: Mutex::new(HashSet::new()),
+            served: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,35 +132,63 @@ impl Helper {
         if self.read_disk_cache(sqe.block, &rel, slot).await {
             return Ok(len as u32);
         }
+        match &self.source {
+            Source::Mirrors(m) => {
+                let rejected = (sqe.retry > 0)
+                    .then(|| self.rejected_endpoint(sqe.block))
+                    .flatten();
+                let ep = m.fetch_into(&rel, slot, rejected).await?;
+                self.remember_served(sqe.block, ep);
+            }
+            Source::Dir(loc) => Self::read_dir(loc, &rel, slot)
+                .await
+                .map_err(|e| bad(e.to_string()))?,
+        }
+        self.write_disk_cache(&rel, slot);
+        Ok(len as u32)
+    }
+
+    async fn read_dir(loc: &Location, rel: &str, slot: &mut [u8]) -> Result<()> {
         let mut last = None;
-        for attempt in 0..FETCH_ATTEMPTS {
+        for attempt in 0..DIR_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
-            match self.get_into(&rel, slot).await {
-                Ok(n) if n == len => {
-                    self.write_disk_cache(&rel, slot);
-                    return Ok(len as u32);
+            match loc.get(rel, slot.len()).await {
+                Ok(data) if data.len() == slot.len() => {
+                    slot.copy_from_slice(&data);
+                    return Ok(());
                 }
-                Ok(n) => last = Some(bad(format!("server sent {n} bytes, the index says {len}"))),
+                Ok(data) => {
+                    last = Some(crate::Error::BadBlockFile(format!(
+                        "{}: {} bytes, the index says {}",
+                        loc.describe(rel),
+                        data.len(),
+                        slot.len()
+                    )))
+                }
                 Err(e) => last = Some(e),
-            }
-            if self.ring.is_dead() {
-                break;
             }
         }
         Err(last.unwrap())
     }
 
-    async fn get_into(&self, rel: &str, slot: &mut [u8]) -> Result<usize> {
-        match &self.location.store {
-            Store::Http { base, client } => client.get_into(&format!("{base}{rel}"), slot).await,
-            Store::Dir(_) => {
-                let data = self.location.get(rel, slot.len()).await?;
-                slot[..data.len()].copy_from_slice(&data);
-                Ok(data.len())
-            }
+    /// The endpoint whose copy of `block` the kernel rejected.
+    fn rejected_endpoint(&self, block: u64) -> Option<Arc<Endpoint>> {
+        let (ep, _) = self.served.lock().unwrap().remove(&block)?;
+        tracing::warn!(
+            "block {block}: the kernel rejected the copy from {}",
+            ep.addr
+        );
+        Some(ep)
+    }
+
+    fn remember_served(&self, block: u64, ep: Arc<Endpoint>) {
+        let mut served = self.served.lock().unwrap();
+        if served.len() >= SERVED_MEMORY {
+            served.retain(|_, (_, at)| at.elapsed() < SERVED_WINDOW);
         }
+        served.insert(block, (ep, Instant::now()));
     }
 
     async fn read_disk_cache(&self, block: u64, rel: &str, slot: &mut [u8]) -> bool {

@@ -1,12 +1,17 @@
-//! `httpblk attach URL`: create /dev/httpblkN and serve its fetch ring.
+//! `httpblk attach URL...`: create /dev/httpblkN and serve its fetch ring.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use httpblk_core::helper::Helper;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use httpblk_core::helper::{Helper, Source};
 use httpblk_core::location::Location;
+use httpblk_core::mirrors::Mirrors;
 use httpblk_core::ring::Ring;
 
 use super::state::{self, DeviceState};
@@ -14,8 +19,16 @@ use super::state::{self, DeviceState};
 /// Attach an image as a read-only block device, fetched lazily over HTTP.
 #[derive(clap::Args)]
 pub struct Args {
-    /// http://HOST/PATH/NAME.hbi (or a local index file, for testing).
-    url: String,
+    /// http://HOST[:PORT]/PATH/NAME.hbi, one per mirror of the image (all must serve the
+    /// same index); a host name stands for all its addresses. Or one local index file.
+    #[arg(required = true, num_args = 1..)]
+    urls: Vec<String>,
+    /// Ask this DNS server (ADDR:PORT) instead of the system's (/etc/resolv.conf).
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
+    /// Give up on one HTTP request after this long (it is retried on another mirror).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    request_timeout_ms: u64,
     /// Refuse an index whose SHA-256 differs (the image identity printed by `create`).
     #[arg(long)]
     index_digest: Option<String>,
@@ -40,13 +53,25 @@ pub fn run(a: Args) -> Result<i32> {
         return run_in_background();
     }
     let rt = super::runtime();
-    let location = Location::parse(&a.url)?;
-    let (index, sha, raw) = rt.block_on(location.open(a.index_digest.as_deref()))?;
+    let pin = a.index_digest.as_deref();
+    let (source, index, sha, raw) = if a.urls[0].starts_with("http://") {
+        let timeout = Duration::from_millis(a.request_timeout_ms);
+        let (m, index, sha, raw) =
+            rt.block_on(Mirrors::open(&a.urls, pin, a.dns_server, timeout))?;
+        (Source::Mirrors(m), index, sha, raw)
+    } else {
+        anyhow::ensure!(a.urls.len() == 1, "mirrors must be http:// URLs");
+        let location = Location::parse(&a.urls[0])?;
+        let (index, sha, raw) = rt.block_on(location.open(pin))?;
+        (Source::Dir(location), index, sha, raw)
+    };
+    let url = a.urls.join(" ");
+    // The kernel shows one URL (sysfs `url`); `status` lists every mirror.
     let ring = Ring::add(
         &raw,
         a.max_inflight.unwrap_or(0),
         a.io_timeout_ms.unwrap_or(0),
-        &a.url,
+        &a.urls[0],
     )?;
     anyhow::ensure!(
         ring.added.index_sha256 == sha,
@@ -54,7 +79,7 @@ pub fn run(a: Args) -> Result<i32> {
     );
     let dev_id = ring.added.dev_id;
     let dev = format!("/dev/httpblk{dev_id}");
-    let helper = Helper::new(ring, index, location, a.cache_dir.clone());
+    let helper = Helper::new(ring, index, source, a.cache_dir.clone());
 
     let serving = {
         let helper = helper.clone();
@@ -66,15 +91,19 @@ pub fn run(a: Args) -> Result<i32> {
     helper.ring.start().context("adding the disk")?;
     let st = DeviceState {
         dev_id,
-        url: a.url.clone(),
+        url: url.clone(),
         index_sha256: sha,
         pid: std::process::id(),
         image_size: helper.index.image_size,
         block_size: helper.index.block_size(),
     };
     st.write()?;
-    tracing::info!("{dev}: {} bytes from {}", st.image_size, a.url);
+    tracing::info!("{dev}: {} bytes from {url}", st.image_size);
     println!("{dev}");
+    if let Source::Mirrors(m) = &helper.source {
+        let _guard = rt.enter();
+        tokio::spawn(report_mirrors(dev_id, Arc::downgrade(m)));
+    }
 
     // Serve until the device is removed (detach) or we are told to stop.
     rt.block_on(async {
@@ -92,6 +121,7 @@ pub fn run(a: Args) -> Result<i32> {
         anyhow::Ok(())
     })?;
     state::remove(dev_id);
+    state::remove_mirrors(dev_id);
     // Exiting closes the control file: the kernel fails what is pending and removes the disk.
     std::process::exit(0);
 }
@@ -125,4 +155,16 @@ fn run_in_background() -> Result<i32> {
     }
     println!("{}", line.trim());
     Ok(0)
+}
+
+/// Keeps the mirrors' figures in the run directory for `status`, once a second.
+async fn report_mirrors(dev_id: u32, mirrors: std::sync::Weak<Mirrors>) {
+    loop {
+        let Some(m) = mirrors.upgrade() else { return };
+        if let Err(e) = state::write_mirrors(dev_id, &m.report()) {
+            tracing::warn!("writing mirror figures: {e}");
+        }
+        drop(m);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use httpblk_core::mirrors::EndpointReport;
 use serde::{Deserialize, Serialize};
 
 /// Where helpers keep their state and logs: $HTTPBLK_RUN_DIR, or /run/httpblk.
@@ -36,6 +37,38 @@ impl DeviceState {
     pub fn read(dev_id: u32) -> Option<DeviceState> {
         serde_json::from_slice(&std::fs::read(path(dev_id)).ok()?).ok()
     }
+}
+
+fn mirrors_path(dev_id: u32) -> PathBuf {
+    dir().join(format!("httpblk{dev_id}.mirrors.json"))
+}
+
+/// Records every mirror endpoint's state (replacing the file whole, so readers never see half).
+pub fn write_mirrors(dev_id: u32, report: &[EndpointReport]) -> Result<()> {
+    let list: Vec<serde_json::Value> = report
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "mirror": e.mirror, "address": e.address, "state": e.state,
+                "latency_ms": (e.latency_ms * 100.0).round() / 100.0, "inflight": e.inflight,
+                "requests": e.requests, "bytes": e.bytes, "failures": e.failures,
+                "rejected": e.rejected, "hedges_won": e.hedges_won, "last_error": e.last_error,
+            })
+        })
+        .collect();
+    let tmp = dir().join(format!(".httpblk{dev_id}.mirrors.json.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&list)?)?;
+    std::fs::rename(&tmp, mirrors_path(dev_id))?;
+    Ok(())
+}
+
+/// The endpoints a helper last recorded, if it has mirrors.
+pub fn read_mirrors(dev_id: u32) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(mirrors_path(dev_id)).ok()?).ok()
+}
+
+pub fn remove_mirrors(dev_id: u32) {
+    let _ = std::fs::remove_file(mirrors_path(dev_id));
 }
 
 pub fn remove(dev_id: u32) {

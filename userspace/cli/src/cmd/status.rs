@@ -7,7 +7,7 @@ use anyhow::Result;
 use httpblk_core::ring::Control;
 use serde::Serialize;
 
-use super::state::DeviceState;
+use super::state::{self, DeviceState};
 
 /// Show attached devices and their statistics.
 #[derive(clap::Args)]
@@ -24,6 +24,9 @@ struct Row {
     state: Option<DeviceState>,
     /// Every file of /sys/block/httpblkN/httpblk/: numbers as numbers, the rest as text.
     kernel: BTreeMap<String, serde_json::Value>,
+    /// Each mirror address the helper uses: state, latency, bytes (HTTP sources only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirrors: Option<serde_json::Value>,
 }
 
 /// Reads the device's sysfs statistics; empty when the kernel has none (yet).
@@ -62,6 +65,7 @@ pub fn run(a: Args) -> Result<i32> {
             device: format!("/dev/httpblk{id}"),
             state: DeviceState::read(id),
             kernel: kernel_stats(id),
+            mirrors: state::read_mirrors(id),
         })
         .collect();
     if a.json {
@@ -98,9 +102,10 @@ pub fn run(a: Args) -> Result<i32> {
             100.0 * hits as f64 / (hits + misses).max(1) as f64
         );
         println!(
-            "  fetches {} (readahead {})  fetched {:.1} MiB  decompressed {:.1} MiB  latency avg {} us max {} us",
+            "  fetches {} (readahead {}, joined {})  fetched {:.1} MiB  decompressed {:.1} MiB  latency avg {} us max {} us",
             num(k, "fetches"),
             num(k, "readahead_fetches"),
+            num(k, "joined_fetches"),
             mib(num(k, "fetched_bytes")),
             mib(num(k, "decompressed_bytes")),
             num(k, "fetch_latency_avg_us"),
@@ -115,6 +120,27 @@ pub fn run(a: Args) -> Result<i32> {
             num(k, "protocol_errors"),
             num(k, "io_errors")
         );
+        for m in r
+            .mirrors
+            .as_ref()
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let n = |f: &str| m[f].as_u64().unwrap_or(0);
+            println!(
+                "  mirror {} at {}: {}  latency {:.1} ms  requests {}  {:.1} MiB  failures {}  rejected {}  hedges won {}",
+                m["mirror"].as_str().unwrap_or("?"),
+                m["address"].as_str().unwrap_or("?"),
+                m["state"].as_str().unwrap_or("?"),
+                m["latency_ms"].as_f64().unwrap_or(0.0),
+                n("requests"),
+                mib(n("bytes")),
+                n("failures"),
+                n("rejected"),
+                n("hedges_won")
+            );
+        }
     }
     if let Some(k) = rows.iter().map(|r| &r.kernel).find(|k| !k.is_empty()) {
         println!(

@@ -1,0 +1,691 @@
+//! One image on several HTTP servers. Each mirror URL names a host; a host name resolves to
+//! all its A and AAAA records, and every address is an endpoint: a candidate for each request.
+//!
+//! - Requests go to the live endpoint with the lowest expected time (recent time per request,
+//!   times the requests it already has in flight), so faster servers take more of the load.
+//! - A request that fails (connection, timeout, HTTP error, wrong length) is retried on
+//!   another endpoint; a request slower than the recent 95th percentile is hedged: the same
+//!   block is asked of a second endpoint and the first complete answer wins.
+//! - A failed endpoint is marked down and probed in the background (its index must still have
+//!   the image's digest) until it answers again, as DNS-Balance's heartbeat did.
+//! - Names are re-resolved when their answer's TTL expires and when one of their endpoints
+//!   fails: new addresses are verified and used, vanished ones dropped.
+//!
+//! The kernel verifies every block; `fetch_into`'s `avoid` lets the caller steer a retry away
+//! from an endpoint whose copy the kernel rejected.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::digest::sha256_hex;
+use crate::fetch::HttpClient;
+use crate::index::Index;
+use crate::resolve::Resolver;
+use crate::store::INDEX_SUFFIX;
+use crate::uapi::MAX_INDEX_LEN;
+use crate::{Error, Result};
+
+/// Endpoints asked per block before the request fails.
+const MAX_ATTEMPTS: usize = 4;
+/// Latency samples kept for the hedging percentile, and the fewest that enable hedging.
+const LATENCY_SAMPLES: usize = 256;
+const MIN_SAMPLES_TO_HEDGE: usize = 16;
+/// Hedge no sooner than this, however fast recent requests were.
+const MIN_HEDGE_DELAY: Duration = Duration::from_millis(5);
+/// Assumed time per request of an endpoint not measured yet.
+const UNMEASURED_US: f64 = 1000.0;
+/// Background work: how often down endpoints and expired names are looked at.
+const TICK: Duration = Duration::from_millis(250);
+/// Probing a down endpoint backs off from one tick up to this.
+const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(4);
+/// A name whose endpoint failed is re-resolved, at most this often.
+const MIN_RERESOLVE: Duration = Duration::from_secs(1);
+/// Consecutive content failures (404, wrong length, rejected by the kernel) that take an
+/// endpoint down; a connection or timeout failure does at once.
+const CONTENT_FAILURES_DOWN: u32 = 3;
+
+/// How an endpoint stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Answering; takes requests.
+    Up,
+    /// Failed; probed in the background.
+    Down,
+    /// Newly found (attach, DNS); used once a probe confirms it serves this image.
+    Unverified,
+    /// Serves another image (its index digest differs): never used.
+    WrongImage,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Unverified => "unverified",
+            Health::WrongImage => "wrong-image",
+        }
+    }
+}
+
+struct EndpointState {
+    health: Health,
+    /// Smoothed microseconds per successful request; 0 until measured.
+    ewma_us: f64,
+    inflight: u32,
+    requests: u64,
+    bytes: u64,
+    failures: u64,
+    rejected: u64,
+    hedges_won: u64,
+    consecutive_failures: u32,
+    probe_backoff: Duration,
+    next_probe: Instant,
+    last_error: String,
+}
+
+/// One address of one mirror.
+pub struct Endpoint {
+    mirror: usize,
+    pub addr: SocketAddr,
+    /// `http://ADDR:PORT/PATH/`, to which block paths are appended.
+    base: String,
+    /// The mirror's own host[:port], sent as the Host header.
+    host_header: String,
+    state: Mutex<EndpointState>,
+}
+
+/// One mirror URL, as given.
+struct Mirror {
+    url: String,
+    /// Host name or address literal (without brackets), and port.
+    host: String,
+    port: u16,
+    /// `/PATH/` of the store, and the index file name.
+    path: String,
+    index_name: String,
+    named: bool,
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    dns: Mutex<DnsState>,
+}
+
+struct DnsState {
+    valid_until: Instant,
+    last_try: Instant,
+    /// An endpoint failed: resolve again soon.
+    stale: bool,
+}
+
+/// What `status` shows for one endpoint.
+#[derive(Clone, Debug)]
+pub struct EndpointReport {
+    pub mirror: String,
+    pub address: String,
+    pub state: &'static str,
+    pub latency_ms: f64,
+    pub inflight: u32,
+    pub requests: u64,
+    pub bytes: u64,
+    pub failures: u64,
+    pub rejected: u64,
+    pub hedges_won: u64,
+    pub last_error: String,
+}
+
+pub struct Mirrors {
+    mirrors: Vec<Mirror>,
+    client: HttpClient,
+    resolver: Option<Resolver>,
+    index_sha256: String,
+    /// Recent request times (µs), for the hedging threshold.
+    recent: Mutex<VecDeque<u32>>,
+}
+
+/// A parsed mirror URL: host, port, store path and index name.
+fn parse_url(url: &str) -> Result<(String, u16, String, String)> {
+    let bad = |why: &str| Error::Invalid(format!("{url}: {why}"));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("a mirror must be an http:// URL"))?;
+    let (authority, path) = rest.split_at(rest.find('/').ok_or_else(|| bad("no path"))?);
+    let (dir, name) = path.rsplit_once('/').unwrap();
+    if !name.ends_with(INDEX_SUFFIX) {
+        return Err(bad(&format!(
+            "the URL must name the index file (…/NAME{INDEX_SUFFIX})"
+        )));
+    }
+    let uri: hyper::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if authority.contains('@') {
+        return Err(bad("user information in the URL is not supported"));
+    }
+    Ok((
+        host,
+        uri.port_u16().unwrap_or(80),
+        format!("{dir}/"),
+        name.to_string(),
+    ))
+}
+
+impl Endpoint {
+    fn new(mirror: usize, m: &Mirror, ip: IpAddr, health: Health) -> Arc<Endpoint> {
+        let addr = SocketAddr::new(ip, m.port);
+        let host_header = if m.port == 80 {
+            m.host.clone()
+        } else if m.host.contains(':') {
+            format!("[{}]:{}", m.host, m.port)
+        } else {
+            format!("{}:{}", m.host, m.port)
+        };
+        Arc::new(Endpoint {
+            mirror,
+            addr,
+            base: format!("http://{addr}{}", m.path),
+            host_header,
+            state: Mutex::new(EndpointState {
+                health,
+                ewma_us: 0.0,
+                inflight: 0,
+                requests: 0,
+                bytes: 0,
+                failures: 0,
+                rejected: 0,
+                hedges_won: 0,
+                consecutive_failures: 0,
+                probe_backoff: TICK,
+                next_probe: Instant::now(),
+                last_error: String::new(),
+            }),
+        })
+    }
+
+    pub fn health(&self) -> Health {
+        self.state.lock().unwrap().health
+    }
+
+    /// Expected microseconds for one more request (unmeasured endpoints are assumed fast, so
+    /// they get tried), times the requests it is already serving.
+    fn score(&self) -> f64 {
+        let s = self.state.lock().unwrap();
+        let us = if s.ewma_us > 0.0 {
+            s.ewma_us
+        } else {
+            UNMEASURED_US
+        };
+        us * f64::from(s.inflight + 1)
+    }
+
+    fn succeeded(&self, took: Duration, bytes: usize) {
+        let mut s = self.state.lock().unwrap();
+        let us = took.as_micros() as f64;
+        s.ewma_us = if s.ewma_us == 0.0 {
+            us
+        } else {
+            0.8 * s.ewma_us + 0.2 * us
+        };
+        s.requests += 1;
+        s.bytes += bytes as u64;
+        s.consecutive_failures = 0;
+        if s.health == Health::Down {
+            s.health = Health::Up;
+        }
+    }
+
+    /// Counts a failure; returns whether it took the endpoint down.
+    fn failed(&self, e: &Error, content: bool) -> bool {
+        let mut s = self.state.lock().unwrap();
+        s.requests += 1;
+        s.failures += 1;
+        s.consecutive_failures += 1;
+        s.last_error = e.to_string();
+        let down = !content || s.consecutive_failures >= CONTENT_FAILURES_DOWN;
+        if down && s.health == Health::Up {
+            s.health = Health::Down;
+            s.probe_backoff = TICK;
+            s.next_probe = Instant::now() + TICK;
+            return true;
+        }
+        false
+    }
+}
+
+/// Decrements an endpoint's in-flight count however the request ends (a lost hedge is
+/// dropped mid-flight).
+struct InFlight<'a>(&'a Endpoint);
+
+impl<'a> InFlight<'a> {
+    fn new(ep: &'a Endpoint) -> Self {
+        ep.state.lock().unwrap().inflight += 1;
+        InFlight(ep)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap().inflight -= 1;
+    }
+}
+
+impl Mirrors {
+    /// Resolves every mirror, fetches the index from each, and checks that all reachable ones
+    /// serve the same image (and, with `pin`, the pinned one). Returns the set, the index,
+    /// its SHA-256 (hex) and its bytes. Unreachable mirrors are kept and probed later.
+    pub async fn open(
+        urls: &[String],
+        pin: Option<&str>,
+        dns_server: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<(Arc<Mirrors>, Index, String, Bytes)> {
+        if urls.is_empty() {
+            return Err(Error::Invalid("no mirror URL".into()));
+        }
+        let mut mirrors = Vec::new();
+        for url in urls {
+            let (host, port, path, index_name) = parse_url(url)?;
+            let named = host.parse::<IpAddr>().is_err();
+            mirrors.push(Mirror {
+                url: url.clone(),
+                host,
+                port,
+                path,
+                index_name,
+                named,
+                endpoints: Mutex::new(Vec::new()),
+                dns: Mutex::new(DnsState {
+                    valid_until: Instant::now(),
+                    last_try: Instant::now(),
+                    stale: false,
+                }),
+            });
+        }
+        let resolver = if mirrors.iter().any(|m| m.named) {
+            Some(Resolver::new(dns_server)?)
+        } else {
+            None
+        };
+        let mut set = Mirrors {
+            mirrors,
+            client: HttpClient::new(timeout),
+            resolver,
+            index_sha256: String::new(),
+            recent: Mutex::new(VecDeque::new()),
+        };
+        for i in 0..set.mirrors.len() {
+            if let Err(e) = set.resolve(i).await {
+                tracing::warn!("mirror {}: {e}", set.mirrors[i].url);
+            }
+        }
+        // The index from every mirror: all that answer must agree.
+        let mut agreed: Option<(String, Bytes, String)> = None;
+        let mut last_err = None;
+        for m in &set.mirrors {
+            let endpoints = m.endpoints.lock().unwrap().clone();
+            for ep in endpoints {
+                match set.get_index(&ep).await {
+                    Ok(raw) => {
+                        let sha = sha256_hex(&raw);
+                        if let Some((want, _, from)) = &agreed {
+                            if *want != sha {
+                                return Err(Error::Invalid(format!(
+                                    "mirror {} serves another image than {from}: index sha256 {sha}, not {want}",
+                                    m.url
+                                )));
+                            }
+                        } else {
+                            if let Some(p) = pin {
+                                if !p.eq_ignore_ascii_case(&sha) {
+                                    return Err(Error::IndexDigestMismatch {
+                                        expected: p.to_lowercase(),
+                                        actual: sha,
+                                    });
+                                }
+                            }
+                            agreed = Some((sha, raw, m.url.clone()));
+                        }
+                        ep.state.lock().unwrap().health = Health::Up;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("mirror {} at {}: {e}", m.url, ep.addr);
+                        last_err = Some(e);
+                    }
+                }
+            }
+        }
+        let Some((sha, raw, _)) = agreed else {
+            return Err(
+                last_err.unwrap_or_else(|| Error::Invalid("no mirror could be resolved".into()))
+            );
+        };
+        let index = Index::parse(&raw)?;
+        set.index_sha256 = sha.clone();
+        let set = Arc::new(set);
+        tokio::spawn(Self::background(Arc::downgrade(&set)));
+        Ok((set, index, sha, raw))
+    }
+
+    async fn get_index(&self, ep: &Endpoint) -> Result<Bytes> {
+        let m = &self.mirrors[ep.mirror];
+        let url = format!("{}{}", ep.base, m.index_name);
+        self.client
+            .get_at(&url, Some(&ep.host_header), MAX_INDEX_LEN as usize)
+            .await
+    }
+
+    /// (Re)computes mirror `i`'s endpoints: its address, or every address of its name. Kept
+    /// endpoints keep their state; new ones start unverified; vanished ones are dropped.
+    async fn resolve(&self, i: usize) -> Result<()> {
+        let m = &self.mirrors[i];
+        let (addrs, valid_until) = match (&self.resolver, m.named) {
+            (Some(r), true) => {
+                m.dns.lock().unwrap().last_try = Instant::now();
+                let a = r.lookup(&m.host).await?;
+                (a.addrs, a.valid_until)
+            }
+            // An address literal never changes.
+            _ => (
+                vec![m.host.parse().unwrap()],
+                Instant::now() + Duration::from_secs(86400 * 365),
+            ),
+        };
+        let mut eps = m.endpoints.lock().unwrap();
+        let first = eps.is_empty();
+        let before: Vec<SocketAddr> = eps.iter().map(|e| e.addr).collect();
+        eps.retain(|e| addrs.contains(&e.addr.ip()));
+        for ip in &addrs {
+            if !eps.iter().any(|e| e.addr.ip() == *ip) {
+                eps.push(Endpoint::new(i, m, *ip, Health::Unverified));
+            }
+        }
+        let after: Vec<SocketAddr> = eps.iter().map(|e| e.addr).collect();
+        if !first && before != after {
+            tracing::info!(
+                "mirror {}: addresses now {after:?} (were {before:?})",
+                m.url
+            );
+        }
+        drop(eps);
+        let mut d = m.dns.lock().unwrap();
+        d.valid_until = valid_until;
+        d.stale = false;
+        Ok(())
+    }
+
+    fn all_endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.mirrors
+            .iter()
+            .flat_map(|m| m.endpoints.lock().unwrap().clone())
+            .collect()
+    }
+
+    /// The endpoint at `addr`, if some mirror has it.
+    pub fn endpoint(&self, addr: SocketAddr) -> Option<Arc<Endpoint>> {
+        self.all_endpoints().into_iter().find(|e| e.addr == addr)
+    }
+
+    /// The best endpoint not in `exclude`: the live one with the lowest score, else (with
+    /// `any`) the down one probed longest ago, which may be back.
+    fn pick(&self, exclude: &[Arc<Endpoint>], any: bool) -> Option<Arc<Endpoint>> {
+        let candidates: Vec<Arc<Endpoint>> = self
+            .all_endpoints()
+            .into_iter()
+            .filter(|e| !exclude.iter().any(|x| Arc::ptr_eq(x, e)))
+            .collect();
+        let up = candidates
+            .iter()
+            .filter(|e| e.health() == Health::Up)
+            .min_by(|a, b| a.score().total_cmp(&b.score()));
+        if let Some(e) = up {
+            return Some(e.clone());
+        }
+        if !any {
+            return None;
+        }
+        candidates
+            .into_iter()
+            .filter(|e| e.health() == Health::Down)
+            .min_by_key(|e| e.state.lock().unwrap().next_probe)
+    }
+
+    /// How long to wait before hedging: the 95th percentile of recent request times.
+    fn hedge_delay(&self) -> Option<Duration> {
+        let recent = self.recent.lock().unwrap();
+        if recent.len() < MIN_SAMPLES_TO_HEDGE {
+            return None;
+        }
+        let mut v: Vec<u32> = recent.iter().copied().collect();
+        let k = v.len() * 95 / 100;
+        let (_, p95, _) = v.select_nth_unstable(k);
+        Some(Duration::from_micros(u64::from(*p95)).max(MIN_HEDGE_DELAY))
+    }
+
+    /// GETs `rel` from `ep` into `buf`, which it must fill exactly; keeps the figures.
+    async fn get_from(&self, ep: &Endpoint, rel: &str, buf: &mut [u8]) -> Result<()> {
+        let _busy = InFlight::new(ep);
+        let t0 = Instant::now();
+        let url = format!("{}{rel}", ep.base);
+        let r = match self
+            .client
+            .get_into_at(&url, Some(&ep.host_header), buf)
+            .await
+        {
+            Ok(n) if n == buf.len() => Ok(()),
+            Ok(n) => Err(Error::Http {
+                url,
+                reason: format!("short body: {n} bytes, the index says {}", buf.len()),
+            }),
+            Err(e) => Err(e),
+        };
+        match &r {
+            Ok(()) => {
+                let took = t0.elapsed();
+                ep.succeeded(took, buf.len());
+                let mut recent = self.recent.lock().unwrap();
+                if recent.len() == LATENCY_SAMPLES {
+                    recent.pop_front();
+                }
+                recent.push_back(took.as_micros().min(u32::MAX as u128) as u32);
+            }
+            Err(e) => {
+                let content = matches!(e, Error::NotFound { .. })
+                    || matches!(e, Error::Http { reason, .. } if reason.starts_with("short body") || reason.starts_with("body longer"));
+                if ep.failed(e, content) {
+                    tracing::warn!("{} ({}) is down: {e}", self.mirrors[ep.mirror].url, ep.addr);
+                    self.mirrors[ep.mirror].dns.lock().unwrap().stale = true;
+                }
+            }
+        }
+        r
+    }
+
+    /// One try at `ep`, hedged on another live endpoint (not in `exclude`) when it is slow.
+    /// Returns the endpoint whose bytes are in `slot`.
+    async fn attempt(
+        &self,
+        ep: &Arc<Endpoint>,
+        exclude: &[Arc<Endpoint>],
+        rel: &str,
+        slot: &mut [u8],
+    ) -> Result<Arc<Endpoint>> {
+        let len = slot.len();
+        let mut spare = Vec::new();
+        let hedge_won = {
+            let primary = self.get_from(ep, rel, slot);
+            tokio::pin!(primary);
+            let Some(delay) = self.hedge_delay() else {
+                return primary.await.map(|()| ep.clone());
+            };
+            tokio::select! {
+                r = &mut primary => return r.map(|()| ep.clone()),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let mut busy = exclude.to_vec();
+            busy.push(ep.clone());
+            let Some(alt) = self.pick(&busy, false) else {
+                return primary.await.map(|()| ep.clone());
+            };
+            tracing::debug!("hedging {rel} on {} after {delay:?}", alt.addr);
+            spare.resize(len, 0);
+            let hedge = self.get_from(&alt, rel, &mut spare);
+            tokio::pin!(hedge);
+            // The first success wins; when one fails, the other may still succeed.
+            tokio::select! {
+                r = &mut primary => match r {
+                    Ok(()) => return Ok(ep.clone()),
+                    Err(_) => hedge.await.map(|()| alt.clone())?,
+                },
+                r = &mut hedge => match r {
+                    Ok(()) => alt.clone(),
+                    Err(_) => return primary.await.map(|()| ep.clone()),
+                },
+            }
+        };
+        // The primary request is dropped: the slot is ours again.
+        slot.copy_from_slice(&spare);
+        hedge_won.state.lock().unwrap().hedges_won += 1;
+        Ok(hedge_won)
+    }
+
+    /// Fetches block file `rel` into `slot` (exactly its length) from the best endpoint,
+    /// retrying others; `avoid` is an endpoint whose copy the kernel just rejected (used
+    /// again only if nothing else is left). Returns the endpoint that served it.
+    pub async fn fetch_into(
+        &self,
+        rel: &str,
+        slot: &mut [u8],
+        avoid: Option<Arc<Endpoint>>,
+    ) -> Result<Arc<Endpoint>> {
+        if let Some(a) = &avoid {
+            let mut s = a.state.lock().unwrap();
+            s.rejected += 1;
+            s.consecutive_failures += 1;
+            if s.consecutive_failures >= CONTENT_FAILURES_DOWN && s.health == Health::Up {
+                s.health = Health::Down;
+                s.next_probe = Instant::now() + TICK;
+            }
+        }
+        let mut tried: Vec<Arc<Endpoint>> = avoid.iter().cloned().collect();
+        let mut last_err = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let ep = match self.pick(&tried, true) {
+                Some(ep) => ep,
+                // Everything was tried: once more at the one the kernel rejected, if any.
+                None if attempt == 0 => match &avoid {
+                    Some(a) => a.clone(),
+                    None => break,
+                },
+                None => break,
+            };
+            if attempt > 0 && ep.health() != Health::Up {
+                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+            }
+            let exclude = tried.clone();
+            tried.push(ep.clone());
+            match self.attempt(&ep, &exclude, rel, slot).await {
+                Ok(served) => return Ok(served),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| Error::Http {
+            url: rel.to_string(),
+            reason: "no live mirror".into(),
+        }))
+    }
+
+    /// Probes down and unverified endpoints and re-resolves names whose answer expired or
+    /// whose endpoint failed, until the set is dropped.
+    async fn background(me: Weak<Mirrors>) {
+        loop {
+            tokio::time::sleep(TICK).await;
+            let Some(me) = me.upgrade() else { return };
+            let now = Instant::now();
+            for i in 0..me.mirrors.len() {
+                let m = &me.mirrors[i];
+                if !m.named {
+                    continue;
+                }
+                let due = {
+                    let d = m.dns.lock().unwrap();
+                    now >= d.valid_until || (d.stale && now >= d.last_try + MIN_RERESOLVE)
+                };
+                if due {
+                    if let Err(e) = me.resolve(i).await {
+                        tracing::warn!("mirror {}: {e}", m.url);
+                    }
+                }
+            }
+            let probes = me.all_endpoints().into_iter().filter(|e| {
+                let s = e.state.lock().unwrap();
+                matches!(s.health, Health::Down | Health::Unverified) && now >= s.next_probe
+            });
+            let probes: Vec<_> = probes.map(|e| me.probe(e)).collect();
+            futures::future::join_all(probes).await;
+        }
+    }
+
+    /// Asks `ep` for the index: up again if it serves this image.
+    async fn probe(&self, ep: Arc<Endpoint>) {
+        let r = tokio::time::timeout(MAX_PROBE_BACKOFF, self.get_index(&ep)).await;
+        let mut s = ep.state.lock().unwrap();
+        match r {
+            Ok(Ok(raw)) if sha256_hex(&raw) == self.index_sha256 => {
+                if s.health == Health::Down {
+                    tracing::info!("{} ({}) is back", self.mirrors[ep.mirror].url, ep.addr);
+                }
+                s.health = Health::Up;
+                s.consecutive_failures = 0;
+            }
+            Ok(Ok(raw)) => {
+                s.health = Health::WrongImage;
+                s.last_error = format!("serves index sha256 {}", sha256_hex(&raw));
+                tracing::error!(
+                    "{} ({}): {}: not used",
+                    self.mirrors[ep.mirror].url,
+                    ep.addr,
+                    s.last_error
+                );
+            }
+            Ok(Err(e)) => {
+                s.last_error = e.to_string();
+                s.probe_backoff = (s.probe_backoff * 2).min(MAX_PROBE_BACKOFF);
+                s.next_probe = Instant::now() + s.probe_backoff;
+            }
+            Err(_) => {
+                s.last_error = "probe timed out".into();
+                s.probe_backoff = MAX_PROBE_BACKOFF;
+                s.next_probe = Instant::now() + s.probe_backoff;
+            }
+        }
+    }
+
+    /// Every endpoint's state and figures.
+    pub fn report(&self) -> Vec<EndpointReport> {
+        self.all_endpoints()
+            .iter()
+            .map(|e| {
+                let s = e.state.lock().unwrap();
+                EndpointReport {
+                    mirror: self.mirrors[e.mirror].url.clone(),
+                    address: e.addr.to_string(),
+                    state: s.health.as_str(),
+                    latency_ms: s.ewma_us / 1000.0,
+                    inflight: s.inflight,
+                    requests: s.requests,
+                    bytes: s.bytes,
+                    failures: s.failures,
+                    rejected: s.rejected,
+                    hedges_won: s.hedges_won,
+                    last_error: s.last_error.clone(),
+                }
+            })
+            .collect()
+    }
+}
