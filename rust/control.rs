@@ -165,6 +165,9 @@ impl Session {
             physical_block_size: 4096,
             // One request spans at most one block plus a partial one.
             max_hw_sectors: ((1u32 << b) / 512).max(8),
+            // One image block: md RAID1 moves a sequential reader to an idle member after
+            // this much, so members fetch different blocks; page-cache readahead covers two.
+            io_opt: 1u32 << b,
             nr_hw_queues: params::NR_HW_QUEUES.get(),
             queue_depth: params::QUEUE_DEPTH.get(),
             attrs: Some(Device::attrs()),

@@ -76,6 +76,8 @@ pub(crate) struct Stats {
     pub(crate) timeouts: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) io_errors: AtomicU64,
+    /// Writes, flushes and discards refused (the device is read-only; md must never repair).
+    pub(crate) writes_refused: AtomicU64,
     pub(crate) readahead_fetches: AtomicU64,
     /// Misses that waited on another fetch of the same content instead of fetching.
     pub(crate) joined_fetches: AtomicU64,
@@ -595,7 +597,7 @@ blk::disk_attrs!(ATTRS, "httpblk", Device, [
     "reads", "read_bytes", "cache_hits", "cache_misses", "fetches", "readahead_fetches",
     "joined_fetches", "fetched_bytes", "decompressed_bytes", "fetch_latency_avg_us", "fetch_latency_max_us",
     "verify_failures", "decompress_failures", "fetch_errors", "timeouts", "protocol_errors",
-    "io_errors", "cache_bytes", "cache_limit_bytes", "cache_blocks", "cache_evictions",
+    "io_errors", "writes_refused", "cache_bytes", "cache_limit_bytes", "cache_blocks", "cache_evictions",
 ]);
 
 impl Device {
@@ -650,6 +652,7 @@ impl Device {
             b"timeouts" => get(&s.timeouts),
             b"protocol_errors" => get(&s.protocol_errors),
             b"io_errors" => get(&s.io_errors),
+            b"writes_refused" => get(&s.writes_refused),
             b"cache_bytes" => c.bytes() as u64,
             b"cache_limit_bytes" => u64::from(params::CACHE_MB.get()) << 20,
             b"cache_blocks" => c.len() as u64,
@@ -666,6 +669,7 @@ impl blk::Operations for Device {
     fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Request) {
         if rq.op() != Op::Read {
             // Read-only device: writes, flushes and discards fail cleanly.
+            dev.stats.writes_refused.fetch_add(1, Ordering::Relaxed);
             rq.end(Err(EROFS));
         } else if dev.is_dead() {
             rq.end(Err(EIO));

@@ -21,6 +21,8 @@ pub(crate) struct DiskParams {
     pub(crate) logical_block_size: u32,
     pub(crate) physical_block_size: u32,
     pub(crate) max_hw_sectors: u32,
+    /// Optimal I/O size in bytes (0 = none).
+    pub(crate) io_opt: u32,
     /// 0 = one per possible CPU.
     pub(crate) nr_hw_queues: u32,
     pub(crate) queue_depth: u32,
@@ -111,6 +113,7 @@ impl<T: Operations> Disk<T> {
         lim.logical_block_size = p.logical_block_size;
         lim.physical_block_size = p.physical_block_size;
         lim.max_hw_sectors = p.max_hw_sectors;
+        lim.io_opt = p.io_opt;
 
         let queuedata = data.into_foreign();
         let data_guard = ScopeGuard::new_with_data(queuedata, |queuedata| {

@@ -15,17 +15,19 @@ skip() { echo "SKIP: $*" >"$RESULT_NOTE"; exit 77; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 want_sha() { grep " $1\$" "$W/images.sha256" | cut -d' ' -f1; }
 
-# serve DIR PORT: the built-in server in the background, on 127.0.0.1:PORT.
+# serve DIR PORT [ADDR]: the built-in server in the background, on ADDR:PORT (default
+# 127.0.0.1; every 127.x.y.z address is on lo). Its pid is left in SERVE_PID.
 serve() {
-    "$B" serve "$1" --listen "127.0.0.1:$2" 2>>"$LOG_DIR/serve-$2.log" &
+    local addr=${3:-127.0.0.1}
+    "$B" serve "$1" --listen "$addr:$2" 2>>"$LOG_DIR/serve-$addr-$2.log" &
     SERVE_PID=$!
     for _ in $(seq 50); do
         # Our server must be the one answering, not a leftover holding the port.
-        kill -0 "$SERVE_PID" 2>/dev/null || fail "server on port $2 exited (port taken?)"
-        curl -s -o /dev/null "http://127.0.0.1:$2/" && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || fail "server on $addr:$2 exited (port taken?)"
+        curl -s -o /dev/null "http://$addr:$2/" && return 0
         sleep 0.1
     done
-    fail "server on port $2 did not come up"
+    fail "server on $addr:$2 did not come up"
 }
 
 # nginx_serve DIR PORT
@@ -62,8 +64,10 @@ nginx_stop() { kill "$(cat "$LOG_DIR/nginx-$1/pid")" 2>/dev/null || true; }
 
 # Stops every server a test started, so the next test gets its ports back. Bounded.
 stop_servers() {
+    pkill -CONT -f "$B serve" 2>/dev/null
     pkill -f "$B serve" 2>/dev/null
     pkill -x nginx 2>/dev/null
+    pkill -x dnsmasq 2>/dev/null
     for _ in $(seq 50); do
         pgrep -f "$B serve" >/dev/null || pgrep -x nginx >/dev/null || return 0
         sleep 0.1
@@ -89,8 +93,18 @@ detach() {
     fail "helper $pid of $1 still running after detach"
 }
 
+# Stops md arrays built over our devices, so they can be detached.
+stop_md() {
+    local md
+    for md in /dev/md[0-9]*; do
+        [ -b "$md" ] && mdadm --stop "$md" >/dev/null 2>&1
+    done
+    return 0
+}
+
 detach_all() {
     local d
+    stop_md
     for d in /dev/httpblk[0-9]*; do
         [ -b "$d" ] && "$B" detach "$d" >/dev/null 2>&1
     done
@@ -107,3 +121,6 @@ no_stuck_tasks() {
     stuck=$(ps -eo stat,comm | awk '$1 ~ /^D/ {print $2}' | grep -v '^$' || true)
     [ -z "$stuck" ] || fail "tasks in D state: $stuck"
 }
+
+# stat_of DEV NAME: one of the device's figures in /sys/block/httpblkN/httpblk/.
+stat_of() { cat "/sys/block/$(basename "$1")/httpblk/$2"; }

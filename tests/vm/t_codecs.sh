@@ -1,8 +1,5 @@
 # In-kernel decompression, the shared cache, readahead, module parameters and sysfs figures.
 
-# stat_of DEV NAME: one figure from /sys/block/httpblkN/httpblk/.
-stat_of() { cat "/sys/block/$(basename "$1")/httpblk/$2"; }
-
 test_golden_vectors_decode_in_kernel() {
     # Proves: the kernel's lzo/lz4/zstd (crypto API) and zlib (lib/zlib_inflate) decoders read
     # the checked-in vectors that userspace wrote, byte for byte.
