@@ -16,6 +16,9 @@ dmesg -n 1
 
 . ./lib.sh
 
+# No test may take longer (the slowest takes about 2 minutes under TCG).
+TEST_TIMEOUT=600
+
 BAD_DMESG='BUG:|WARNING:|Oops|Call Trace|circular locking|possible recursive locking|sleeping function called|UBSAN|KASAN|blocked for more than|refcount_t|list_del corruption|general protection'
 
 run_test() {
@@ -24,8 +27,18 @@ run_test() {
     export RESULT_NOTE
     : >"$RESULT_NOTE"
     dmesg -C
-    local start=$SECONDS rc
-    ( set -eu; "$name" ) >"$LOG_DIR/$name.log" 2>&1
+    local start=$SECONDS rc pid
+    # In its own process group, so that a test stuck past TEST_TIMEOUT is killed whole.
+    set -m
+    ( set -eu; "$name" ) >"$LOG_DIR/$name.log" 2>&1 &
+    pid=$!
+    set +m
+    while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$TEST_TIMEOUT" ]; do sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "    FAIL: still running after ${TEST_TIMEOUT}s, killed" >>"$LOG_DIR/$name.log"
+        kill -KILL -- "-$pid" 2>/dev/null
+    fi
+    wait "$pid"
     rc=$?
     detach_all
     stop_servers
