@@ -1,8 +1,10 @@
 //! Mirrors against real servers on loopback: load spreading, a server dying and coming back,
-//! a server with a wrong image, short bodies, and a copy the kernel rejected.
+//! a server with a wrong image, short bodies, a copy the kernel rejected, and hedging around a
+//! server that stalls.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,4 +240,82 @@ async fn retries_short_bodies_and_rejected_copies_elsewhere() {
     }
     let rejected: u64 = m.report().iter().map(|r| r.rejected).sum();
     assert_eq!(rejected, 4);
+}
+
+/// A minimal HTTP/1.1 server for `root`; once `slow` is set, it answers block requests only
+/// after `delay` (the index at once): a server that has become slow.
+async fn slow_server(root: PathBuf, slow: Arc<AtomicBool>, delay: Duration) -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind(any_port()).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let (root, slow) = (root.clone(), slow.clone());
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let mut path = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(p) = line.strip_prefix("GET ") {
+                        path = p
+                            .split(' ')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start_matches('/')
+                            .to_string();
+                    } else if line.is_empty() {
+                        if path.starts_with("blocks/") && slow.load(Ordering::Relaxed) {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let body = std::fs::read(root.join(&path)).unwrap_or_default();
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        if w.write_all(head.as_bytes()).await.is_err()
+                            || w.write_all(&body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hedges_requests_stuck_on_a_slow_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, index) = store(tmp.path(), "st", &data(32 << 16, 9));
+    let good = Server::start(&dir, any_port());
+    let slowed = Arc::new(AtomicBool::new(false));
+    let slow = slow_server(dir.clone(), slowed.clone(), Duration::from_secs(4)).await;
+    let urls = [good.url(), format!("http://{slow}/img.hbi")];
+    let (m, _, _, _) = Mirrors::open(&urls, None, None, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // Enough answers from both to know what slow means; then one server stalls.
+    for b in 0..40 {
+        fetch(&m, &index, b % 32, None).await;
+    }
+    slowed.store(true, Ordering::Relaxed);
+    // Concurrent requests spread over both servers; those stuck on the slow one get hedged.
+    let t0 = Instant::now();
+    let reads = (0..32).map(|b| {
+        let (m, index, dir) = (m.clone(), &index, &dir);
+        async move {
+            let (got, _) = fetch(&m, index, b, None).await;
+            assert!(got == expected(dir, index, b), "block {b} differs");
+        }
+    });
+    futures::future::join_all(reads).await;
+    let took = t0.elapsed();
+    let report = m.report();
+    let hedges: u64 = report.iter().map(|r| r.hedges_won).sum();
+    assert!(hedges > 0, "nothing was hedged: {report:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "hedged reads took {took:?} (the slow server takes 4 s)"
+    );
 }
