@@ -19,7 +19,7 @@ use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::lock::mutex::MutexBackend;
 use kernel::sync::lock::Guard;
 use kernel::sync::{Arc, ArcBorrow, CondVar, CondVarTimeoutResult, LockedBy, Mutex};
@@ -107,11 +107,20 @@ struct FetchInner {
     result: Option<Result<Arc<Block>>>,
 }
 
+/// How a miss proceeds: wait for a fetch, or the block is already here.
+enum Step {
+    Wait(Arc<Fetch>),
+    Done(Arc<Block>),
+}
+
 struct State {
     /// The fetch occupying each slot.
     slots: KVec<Option<Arc<Fetch>>>,
     /// Fetches in flight by block number: concurrent misses share one.
     inflight: RBTree<u64, Arc<Fetch>>,
+    /// Tickets of the misses waiting for a free slot, oldest first.
+    slot_queue: RBTree<u64, ()>,
+    next_ticket: u64,
     sq_tail: u32,
     cq_head: u32,
     next_seq: u32,
@@ -179,7 +188,15 @@ impl Device {
                 shared,
                 stats: Stats::default(),
                 state <- new_mutex!(
-                    State { slots, inflight: RBTree::new(), sq_tail: 0, cq_head: 0, next_seq: 1 },
+                    State {
+                        slots,
+                        inflight: RBTree::new(),
+                        slot_queue: RBTree::new(),
+                        next_ticket: 0,
+                        sq_tail: 0,
+                        cq_head: 0,
+                        next_seq: 1,
+                    },
                     "httpblk:device"
                 ),
                 changed <- new_condvar!("httpblk:changed"),
@@ -260,7 +277,11 @@ impl Device {
     fn prefetch(&self, b: u64, reserve: usize) -> Result {
         let Some(key) = self.cache_key(b) else { return Ok(()) };
         let mut g = self.state.lock();
-        if g.inflight.get(&b).is_some() || g.slots.iter().filter(|s| s.is_none()).count() <= reserve {
+        // Optional work: never ahead of misses queued for a slot.
+        if g.inflight.get(&b).is_some()
+            || g.slot_queue.keys().next().is_some()
+            || g.slots.iter().filter(|s| s.is_none()).count() <= reserve
+        {
             return Ok(());
         }
         if self.shared.pending.contains(&key) || self.shared.cache.contains(&key) {
@@ -282,7 +303,8 @@ impl Device {
         }
         let ahead = (u64::from(params::READAHEAD_KB.get()) << 10) >> self.index.block_shift;
         let end = last.saturating_add(ahead).min(self.index.nr_blocks.saturating_sub(1));
-        let reserve = (self.nr_slots.get() / 4) as usize;
+        // Never the last slot: with one slot, no readahead at all.
+        let reserve = (self.nr_slots.get() / 4).max(1) as usize;
         for b in last + 1..=end {
             if self.prefetch(b, reserve).is_err() {
                 break;
@@ -304,13 +326,15 @@ impl Device {
         // device's servers may be down while ours are fine.
         let join_until = now + self.io_timeout / 2;
         let mut joined = false;
+        // Our place in the queue for a free slot, once we had to wait for one.
+        let mut ticket: Option<u64> = None;
         let mut g = self.state.lock();
-        let fetch = loop {
+        let step = loop {
             if self.is_dead() {
-                return Err(EIO);
+                break Err(EIO);
             }
             if let Some(f) = g.inflight.get(&b) {
-                break f.clone();
+                break Ok(Step::Wait(f.clone()));
             }
             // Looked up before the cache: a fetch caches its block before releasing its claim.
             let elsewhere = self.shared.pending.contains(&key);
@@ -319,19 +343,47 @@ impl Device {
                 if joined {
                     self.stats.joined_fetches.fetch_add(1, Ordering::Relaxed);
                 }
-                return Ok(Some(blk));
+                break Ok(Step::Done(blk));
             }
             if elsewhere && clock::jiffies() < join_until {
+                // Not holding up the queue meanwhile.
+                self.leave_slot_queue(&mut g, &mut ticket);
                 drop(g);
                 self.shared.pending.wait(&key, join_until);
                 joined = true;
                 g = self.state.lock();
                 continue;
             }
-            if let Some(f) = self.start_fetch(&mut g, b, key)? {
-                break f;
+            // Slots go to waiters first come, first served: otherwise, with few slots and many
+            // readers, one reader can lose every race until its timeout.
+            let first_in_line = match ticket {
+                Some(t) => g.slot_queue.keys().next() == Some(&t),
+                None => g.slot_queue.keys().next().is_none(),
+            };
+            if first_in_line {
+                match self.start_fetch(&mut g, b, key) {
+                    Ok(Some(f)) => break Ok(Step::Wait(f)),
+                    Ok(None) => {}
+                    Err(e) => break Err(e),
+                }
             }
-            self.wait(&mut g, deadline)?;
+            if ticket.is_none() {
+                let node = match RBTreeNode::new(g.next_ticket, (), GFP_KERNEL) {
+                    Ok(n) => n,
+                    Err(e) => break Err(e.into()),
+                };
+                ticket = Some(g.next_ticket);
+                g.next_ticket += 1;
+                g.slot_queue.insert(node);
+            }
+            if let Err(e) = self.wait(&mut g, deadline) {
+                break Err(e);
+            }
+        };
+        self.leave_slot_queue(&mut g, &mut ticket);
+        let fetch = match step? {
+            Step::Wait(f) => f,
+            Step::Done(blk) => return Ok(Some(blk)),
         };
         loop {
             if let Some(r) = &fetch.inner.access(&g).result {
@@ -341,6 +393,14 @@ impl Device {
                 return Err(EIO);
             }
             self.wait(&mut g, deadline)?;
+        }
+    }
+
+    /// Gives up a place in the slot queue; the next in line may now take a slot.
+    fn leave_slot_queue(&self, g: &mut Guard<'_, State, MutexBackend>, ticket: &mut Option<u64>) {
+        if let Some(t) = ticket.take() {
+            g.slot_queue.remove(&t);
+            self.changed.notify_all();
         }
     }
 

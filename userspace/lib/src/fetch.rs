@@ -1,5 +1,7 @@
 //! HTTP/1.1 client for block and index files: pooled keep-alive connections, many requests in
 //! flight, and bodies bounded by what the index says (a lying server cannot make us allocate).
+//! The timeout bounds connecting, waiting for the response head, and each stall of a block
+//! body.
 
 use std::time::Duration;
 
@@ -79,25 +81,25 @@ impl HttpClient {
         let resp = self.send(url, host).await?;
         let mut body = resp.into_body();
         let mut n = 0;
-        let read = async {
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| Self::err(url, e))?;
-                if let Some(data) = frame.data_ref() {
-                    if data.len() > buf.len() - n {
-                        return Err(Self::err(
-                            url,
-                            format!("body longer than the expected {} bytes", buf.len()),
-                        ));
-                    }
-                    buf[n..n + data.len()].copy_from_slice(data);
-                    n += data.len();
+        // The timeout bounds each wait for more of the body, not the whole body: a transfer
+        // that keeps moving on a saturated link is not abandoned.
+        loop {
+            let frame = tokio::time::timeout(self.timeout, body.frame())
+                .await
+                .map_err(|_| Self::err(url, format!("body stalled for {:?}", self.timeout)))?;
+            let Some(frame) = frame else { return Ok(n) };
+            let frame = frame.map_err(|e| Self::err(url, e))?;
+            if let Some(data) = frame.data_ref() {
+                if data.len() > buf.len() - n {
+                    return Err(Self::err(
+                        url,
+                        format!("body longer than the expected {} bytes", buf.len()),
+                    ));
                 }
+                buf[n..n + data.len()].copy_from_slice(data);
+                n += data.len();
             }
-            Ok(n)
-        };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .map_err(|_| Self::err(url, format!("body not complete within {:?}", self.timeout)))?
+        }
     }
 
     /// Fetches `url` whole, refusing bodies over `max_len` bytes.
