@@ -30,8 +30,9 @@ serve() {
     fail "server on $addr:$2 did not come up"
 }
 
-# nginx_serve DIR PORT
+# nginx_serve DIR PORT [ADDR]: nginx on ADDR:PORT (default 127.0.0.1).
 nginx_serve() {
+    local addr=${3:-127.0.0.1}
     local conf=$LOG_DIR/nginx-$2.conf
     mkdir -p "$LOG_DIR/nginx-$2"
     cat >"$conf" <<CONF
@@ -49,15 +50,15 @@ http {
     uwsgi_temp_path $LOG_DIR/nginx-$2;
     scgi_temp_path $LOG_DIR/nginx-$2;
     keepalive_requests 100000;
-    server { listen 127.0.0.1:$2; root $1; }
+    server { listen $addr:$2; root $1; }
 }
 CONF
     nginx -e "$LOG_DIR/nginx-$2/error.log" -c "$conf" || fail "nginx did not start"
     for _ in $(seq 50); do
-        curl -s -o /dev/null "http://127.0.0.1:$2/" && return 0
+        curl -s -o /dev/null "http://$addr:$2/" && return 0
         sleep 0.1
     done
-    fail "nginx on port $2 did not come up"
+    fail "nginx on $addr:$2 did not come up"
 }
 
 nginx_stop() { kill "$(cat "$LOG_DIR/nginx-$1/pid")" 2>/dev/null || true; }

@@ -30,10 +30,11 @@ wait_for() {
 }
 
 test_mirror_server_dies_during_read() {
-    # Proves: with three mirrors, stopping one during a full read loses nothing: no read
-    # error, identical data; the dead one shows as down in status.
+    # Proves: with three mirrors (nginx and two `httpblk serve`), stopping one during a full
+    # read loses nothing: no read error, identical data; the dead one shows as down in status.
     insmod "$KO"
-    for a in 127.0.0.11 127.0.0.12 127.0.0.13; do serve "$W/st-lz4" 8080 $a; done
+    nginx_serve "$W/st-lz4" 8080 127.0.0.11
+    for a in 127.0.0.12 127.0.0.13; do serve "$W/st-lz4" 8080 $a; done
     victim=$SERVE_PID
     dev=$(attach $(mirror_urls ext4 127.0.0.11 127.0.0.12 127.0.0.13)) || fail "attach"
     sha "$dev" >"$LOG_DIR/sha" & rd=$!
