@@ -24,19 +24,43 @@ fn serve_and_cat_over_http() {
         store.to_str().unwrap(),
         "--codec",
         "zstd",
+        // Small blocks: hundreds of them, zero ones among them, so cat's reused buffers are
+        // handed from data blocks to zero blocks and back.
+        "--block-size",
+        "4096",
     ]));
     let srv = Server::start(&store);
     let dst = t.path().join("out");
-    run_ok(bin().args([
-        "cat",
-        &srv.url("img.hbi"),
-        "-o",
-        dst.to_str().unwrap(),
-        "--jobs",
-        "16",
-    ]));
+    let cat = |dst: &std::path::Path| {
+        run(bin().args([
+            "cat",
+            &srv.url("img.hbi"),
+            "-o",
+            dst.to_str().unwrap(),
+            "--jobs",
+            "16",
+        ]))
+    };
+    assert!(cat(&dst).status.success());
     assert_eq!(sha256(&dst), sha256(&src));
     run_ok(bin().args(["verify", &srv.url("img.hbi")]));
+
+    // A block file changed on the server: cat stops with an error naming it.
+    let victim = std::fs::read_dir(store.join("blocks"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .next()
+        .unwrap();
+    let mut data = std::fs::read(&victim).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 1;
+    std::fs::write(&victim, data).unwrap();
+    let out = cat(&t.path().join("bad"));
+    assert!(!out.status.success());
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&name), "{err}");
 }
 
 #[test]

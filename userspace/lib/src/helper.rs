@@ -154,16 +154,12 @@ impl Helper {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
-            match loc.get(rel, slot.len()).await {
-                Ok(data) if data.len() == slot.len() => {
-                    slot.copy_from_slice(&data);
-                    return Ok(());
-                }
-                Ok(data) => {
+            match loc.get_into(rel, slot).await {
+                Ok(n) if n == slot.len() => return Ok(()),
+                Ok(n) => {
                     last = Some(crate::Error::BadBlockFile(format!(
-                        "{}: {} bytes, the index says {}",
+                        "{}: {n} bytes, the index says {}",
                         loc.describe(rel),
-                        data.len(),
                         slot.len()
                     )))
                 }

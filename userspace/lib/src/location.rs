@@ -120,6 +120,19 @@ impl Location {
         }
     }
 
+    /// Reads a file of the store into `buf`, returning its length; a file longer than `buf` is
+    /// an error. Over HTTP the body goes straight into `buf`.
+    pub async fn get_into(&self, rel: &str, buf: &mut [u8]) -> Result<usize> {
+        match &self.store {
+            Store::Dir(_) => {
+                let data = self.get(rel, buf.len()).await?;
+                buf[..data.len()].copy_from_slice(&data);
+                Ok(data.len())
+            }
+            Store::Http { base, client } => client.get_into(&format!("{base}{rel}"), buf).await,
+        }
+    }
+
     /// Fetches and parses the index; with `pin`, refuses an index whose SHA-256 differs.
     /// Returns the index and its SHA-256 (hex).
     pub async fn open(&self, pin: Option<&str>) -> Result<(Index, String, Bytes)> {

@@ -244,8 +244,22 @@ impl Endpoint {
         let mut s = self.state.lock().unwrap();
         s.requests += 1;
         s.failures += 1;
-        s.consecutive_failures += 1;
         s.last_error = e.to_string();
+        Self::one_more_failure(&mut s, content)
+    }
+
+    /// Counts a copy that passed our checks but that the kernel rejected.
+    fn rejected(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.rejected += 1;
+        s.last_error = "served a block copy the kernel rejected".into();
+        Self::one_more_failure(&mut s, true);
+    }
+
+    /// A connection-level failure takes the endpoint down at once; bad content only after
+    /// CONTENT_FAILURES_DOWN in a row (one corrupt file should not lose a whole mirror).
+    fn one_more_failure(s: &mut EndpointState, content: bool) -> bool {
+        s.consecutive_failures += 1;
         let down = !content || s.consecutive_failures >= CONTENT_FAILURES_DOWN;
         if down && s.health == Health::Up {
             s.health = Health::Down;
@@ -564,13 +578,7 @@ impl Mirrors {
         avoid: Option<Arc<Endpoint>>,
     ) -> Result<Arc<Endpoint>> {
         if let Some(a) = &avoid {
-            let mut s = a.state.lock().unwrap();
-            s.rejected += 1;
-            s.consecutive_failures += 1;
-            if s.consecutive_failures >= CONTENT_FAILURES_DOWN && s.health == Health::Up {
-                s.health = Health::Down;
-                s.next_probe = Instant::now() + TICK;
-            }
+            a.rejected();
         }
         let mut tried: Vec<Arc<Endpoint>> = avoid.iter().cloned().collect();
         let mut last_err = None;

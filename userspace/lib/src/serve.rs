@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -145,12 +146,16 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
     let Some(path) = resolve(root, req.uri().path()) else {
         return Ok(status(StatusCode::NOT_FOUND));
     };
-    let mut file = tokio::fs::File::open(&path).await?;
-    let meta = file.metadata().await?;
-    if !meta.is_file() {
-        return Ok(status(StatusCode::NOT_FOUND));
-    }
-    let len = meta.len();
+    let (file, len) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        Ok((file, meta.len()))
+    })
+    .await
+    .expect("open task panicked")?;
     let range = match req.headers().get(RANGE).and_then(|v| v.to_str().ok()) {
         Some(v) => parse_range(v, len),
         None => Ok(None),
@@ -177,16 +182,23 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
     if head {
         return Ok(builder.body(empty()).unwrap());
     }
-    if start > 0 {
-        file.seek(SeekFrom::Start(start)).await?;
-    }
     let body = if count <= CHUNK {
-        let mut buf = vec![0; count as usize];
-        file.read_exact(&mut buf).await?;
+        // A block file: one trip to the blocking pool reads it whole.
+        let buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0; count as usize];
+            file.read_exact_at(&mut buf, start)?;
+            Ok(buf)
+        })
+        .await
+        .expect("read task panicked")?;
         Full::new(Bytes::from(buf))
             .map_err(|never| match never {})
             .boxed()
     } else {
+        let mut file = tokio::fs::File::from_std(file);
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await?;
+        }
         let chunks = futures::stream::unfold((file, count), |(mut file, left)| async move {
             if left == 0 {
                 return None;

@@ -120,6 +120,21 @@ fn expected(dir: &Path, index: &Index, b: usize) -> Vec<u8> {
     std::fs::read(dir.join(block_rel_path(&index.entries[b].digest))).unwrap()
 }
 
+/// Fetches blocks 0..n all at once, checks each against the store; returns who served each.
+async fn fetch_all_and_compare(
+    m: &Arc<Mirrors>,
+    index: &Index,
+    dir: &Path,
+    n: usize,
+) -> Vec<Arc<Endpoint>> {
+    let reads = (0..n).map(|b| async move {
+        let (got, ep) = fetch(m, index, b, None).await;
+        assert!(got == expected(dir, index, b), "block {b} differs");
+        ep
+    });
+    futures::future::join_all(reads).await
+}
+
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -141,14 +156,7 @@ async fn spreads_load_and_survives_a_server_dying() {
     let (m, _, _, _) = Mirrors::open(&urls, None, None, Duration::from_secs(5))
         .await
         .unwrap();
-    let reads = (0..64).map(|b| {
-        let (m, index, dir) = (m.clone(), &index, &dir);
-        async move {
-            let (got, _) = fetch(&m, index, b, None).await;
-            assert!(got == expected(dir, index, b), "block {b} differs");
-        }
-    });
-    futures::future::join_all(reads).await;
+    fetch_all_and_compare(&m, &index, &dir, 64).await;
     let used = m.report().iter().filter(|r| r.requests > 0).count();
     assert!(
         used >= 2,
@@ -160,15 +168,9 @@ async fn spreads_load_and_survives_a_server_dying() {
     // dead and take it down.
     let dead = servers[1].addr;
     servers[1].stop();
-    let reads = (0..64).map(|b| {
-        let (m, index, dir) = (m.clone(), &index, &dir);
-        async move {
-            let (got, ep) = fetch(&m, index, b, None).await;
-            assert!(got == expected(dir, index, b), "block {b} differs");
-            assert_ne!(ep.addr, dead);
-        }
-    });
-    futures::future::join_all(reads).await;
+    for ep in fetch_all_and_compare(&m, &index, &dir, 64).await {
+        assert_ne!(ep.addr, dead);
+    }
     assert_eq!(state_of(&m, dead), "down", "{:?}", m.report());
     servers[1] = Server::start(&dir, dead);
     let t0 = Instant::now();
@@ -302,14 +304,7 @@ async fn hedges_requests_stuck_on_a_slow_server() {
     slowed.store(true, Ordering::Relaxed);
     // Concurrent requests spread over both servers; those stuck on the slow one get hedged.
     let t0 = Instant::now();
-    let reads = (0..32).map(|b| {
-        let (m, index, dir) = (m.clone(), &index, &dir);
-        async move {
-            let (got, _) = fetch(&m, index, b, None).await;
-            assert!(got == expected(dir, index, b), "block {b} differs");
-        }
-    });
-    futures::future::join_all(reads).await;
+    fetch_all_and_compare(&m, &index, &dir, 32).await;
     let took = t0.elapsed();
     let report = m.report();
     let hedges: u64 = report.iter().map(|r| r.hedges_won).sum();

@@ -9,6 +9,10 @@ use httpblk_core::reader::Reader;
 
 use crate::progress;
 
+/// Small blocks are gathered into writes of this size; blocks this large or larger go out
+/// directly, not copied through the buffer.
+const OUTPUT_BUFFER: usize = 64 << 10;
+
 /// Write an image's bytes to a file or standard output.
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,11 +35,11 @@ pub fn run(a: Args) -> Result<i32> {
         let pb = progress::bar(reader.index.image_size, "cat");
         let mut out: Box<dyn Write> = match &a.output {
             Some(p) => Box::new(std::io::BufWriter::with_capacity(
-                1 << 20,
+                OUTPUT_BUFFER,
                 std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
             )),
             None => Box::new(std::io::BufWriter::with_capacity(
-                1 << 20,
+                OUTPUT_BUFFER,
                 std::io::stdout().lock(),
             )),
         };
