@@ -12,19 +12,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-. "$repo/tests/lib/toolchain.sh"
-mb=${HTTPBLK_BENCH_MB:-1024}
-kdir=$("$repo/tests/kernel/build.sh" | tail -1)
-make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
-(cd "$repo/userspace" && cargo build -q --release)
-B=$repo/userspace/target/release/httpblk
-work=${HTTPBLK_BENCH_DIR:-$HOME/.cache/httpblk/bench}
-mkdir -p "$work"
-img=$work/usr-${mb}m.img
-bash "$here/make-fs-image.sh" "$img" "$mb"
-for codec in none lz4 lzo; do
-    [ -f "$work/st-$mb-$codec/usr.hbi" ] || "$B" create "$img" "$work/st-$mb-$codec" --codec $codec --name usr >/dev/null
-done
+. "$here/lib.sh"
+for codec in none lz4 lzo; do store $codec >/dev/null; done
 # Two random images of 256 MiB sharing 90% of their 256 KiB blocks (codec none).
 if [ ! -f "$work/st-pair/b.hbi" ]; then
     python3 - "$work" <<'PY'
@@ -39,7 +28,6 @@ PY
     "$B" create "$work/pair-b.img" "$work/st-pair" --codec none --name b >/dev/null
 fi
 
-out=$(mktemp -d /tmp/httpblk-bench.XXXXXX)
 cat >"$out/guest.sh" <<GUEST
 exec >"$out/guest.log" 2>&1
 set -u
@@ -93,9 +81,7 @@ dd if=\$b of=/dev/null bs=1M iflag=direct 2>/dev/null; wait \$rd   # not the ser
 echo "pair-both: \$(( \$(sys \$a fetched_bytes) + \$(sys \$b fetched_bytes) ))"
 echo done
 GUEST
-timeout 3000 vng --run "$kdir/arch/x86/boot/bzImage" $(bash "$repo/tests/vm/accel.sh" "$kdir") --memory 6G --cpus 2 \
-    --rwdir "$out" --rwdir /tmp --exec "bash $out/guest.sh" >"$out/console.log" 2>&1 || true
-cat "$out/guest.log"
+run_guest 6G 3000
 f() { awk -v k="$1:" '$1 == k {print $'"${2:-2}"'}' "$out/guest.log"; }
 r() { [ -n "$1" ] && [ -n "$2" ] && echo "scale=2; $1 / $2" | bc; }
 echo "== in-kernel cache and codecs, ${mb} MiB ext4 of /usr files, $(nproc) vCPUs under $(bash "$repo/tests/vm/accel.sh" "$kdir" | grep -q disable && echo TCG || echo KVM)"

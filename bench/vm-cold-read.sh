@@ -7,25 +7,17 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-. "$repo/tests/lib/toolchain.sh"
-kdir=$("$repo/tests/kernel/build.sh" | tail -1)
-make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
-(cd "$repo/userspace" && cargo build -q --release)
-B=$repo/userspace/target/release/httpblk
-work=${HTTPBLK_BENCH_DIR:-$HOME/.cache/httpblk/bench}
-mb=${HTTPBLK_BENCH_MB:-1024}
+. "$here/lib.sh"
+st=$(store none)
 mkdir -p "$work/raw"
-bash "$here/make-fs-image.sh" "$work/usr-${mb}m.img" "$mb"
-ln -f "$work/usr-${mb}m.img" "$work/raw/usr.img"
-[ -f "$work/st-$mb-none/usr.hbi" ] || "$B" create "$work/usr-${mb}m.img" "$work/st-$mb-none" --codec none --name usr >/dev/null
+ln -f "$img" "$work/raw/usr.img"
 
-out=$(mktemp -d /tmp/httpblk-bench.XXXXXX)
 cat >"$out/guest.sh" <<GUEST
 exec >"$out/guest.log" 2>&1
 cd $out
 ip link set lo up
 insmod $repo/httpblk.ko
-$B serve $work/st-$mb-none --listen 127.0.0.1:8080 2>/dev/null &
+$B serve $st --listen 127.0.0.1:8080 2>/dev/null &
 $B serve $work/raw --listen 127.0.0.1:8081 2>/dev/null &
 sleep 1
 rate() { dd if=\$1 of=/dev/null bs=1M iflag=direct 2>&1 | awk '/copied/ {printf "%.1f MB/s", \$1 / 1e6 / \$(NF-3)}'; }
@@ -42,9 +34,7 @@ echo "nbdkit-curl: \$(rate /dev/nbd0)"
 nbd-client -d /dev/nbd0 >/dev/null 2>&1
 echo done
 GUEST
-vng --run "$kdir/arch/x86/boot/bzImage" $(bash "$repo/tests/vm/accel.sh" "$kdir") --memory 3G --cpus 2 \
-    --rwdir "$out" --exec "bash $out/guest.sh" >"$out/console.log" 2>&1 || true
-cat "$out/guest.log"
+run_guest 3G 3000
 h=$(awk '/^httpblk:/ {print $2}' "$out/guest.log")
 n=$(awk '/^nbdkit-curl:/ {print $2}' "$out/guest.log")
 [ -n "$h" ] && [ -n "$n" ] && echo "ratio httpblk / nbdkit-curl: $(echo "scale=2; $h / $n" | bc)x (goal >= 2)"

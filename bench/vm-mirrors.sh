@@ -12,22 +12,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-. "$repo/tests/lib/toolchain.sh"
-mb=${HTTPBLK_BENCH_MB:-1024}
+. "$here/lib.sh"
 delay=${HTTPBLK_BENCH_DELAY:-20ms}
 rate=${HTTPBLK_BENCH_RATE:-100mbit}
-kdir=$("$repo/tests/kernel/build.sh" | tail -1)
-make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
-(cd "$repo/userspace" && cargo build -q --release)
-B=$repo/userspace/target/release/httpblk
-work=${HTTPBLK_BENCH_DIR:-$HOME/.cache/httpblk/bench}
-mkdir -p "$work"
-img=$work/usr-${mb}m.img
-bash "$here/make-fs-image.sh" "$img" "$mb"
-st=$work/st-$mb-none
-[ -f "$st/usr.hbi" ] || "$B" create "$img" "$st" --codec none --name usr >/dev/null
+st=$(store none)
 
-out=$(mktemp -d /tmp/httpblk-bench.XXXXXX)
 cat >"$out/guest.sh" <<GUEST
 exec >"$out/guest.log" 2>&1
 set -u
@@ -74,9 +63,7 @@ fresh; dev=\$(\$B attach \$(for a in \$servers; do echo http://\$a:8080/\$URL; d
 \$B status >$out/status.txt; detach_all
 echo done
 GUEST
-timeout 5400 vng --run "$kdir/arch/x86/boot/bzImage" $(bash "$repo/tests/vm/accel.sh" "$kdir") --memory 4G --cpus 2 \
-    --rwdir "$out" --rwdir /tmp --exec "bash $out/guest.sh" >"$out/console.log" 2>&1 || true
-cat "$out/guest.log"
+run_guest 4G 5400
 f() { awk -v k="$1:" '$1 == k {print $2}' "$out/guest.log"; }
 r() { [ -n "$1" ] && [ -n "$2" ] && echo "scale=2; $1 / $2" | bc; }
 echo "== mirrors and md RAID1, ${mb} MiB ext4 of /usr files (codec none), replies delayed $delay," \

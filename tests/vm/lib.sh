@@ -116,6 +116,21 @@ detach_all() {
     pkill -9 -f "httpblk attach" || true
 }
 
+# expect_eio_within SECS DEV BS SKIP: one direct read of DEV (block SKIP of size BS) fails with
+# EIO within SECS seconds and leaves no task stuck in D state.
+expect_eio_within() {
+    local secs=$1 dev=$2 bs=$3 skip=$4 t0 dt err
+    t0=$(date +%s)
+    if err=$(dd if="$dev" of=/dev/null bs="$bs" skip="$skip" count=1 iflag=direct 2>&1); then
+        fail "read of $dev (block $skip of $bs) succeeded"
+    fi
+    dt=$(( $(date +%s) - t0 ))
+    say "EIO after ${dt}s"
+    case $err in *"Input/output error"*) ;; *) fail "read failed, but not with EIO: $err" ;; esac
+    [ "$dt" -le "$secs" ] || fail "EIO took ${dt}s (limit ${secs}s)"
+    no_stuck_tasks
+}
+
 # No task of ours may stay in D state.
 no_stuck_tasks() {
     local stuck

@@ -176,6 +176,14 @@ test_sysfs_and_status() {
     [ "$(stat_of "$dev" index_sha256)" = "$(sha "$W/st-lz4/ext4.hbi")" ] || fail "index_sha256 differs"
     [ "$(stat_of "$dev" url)" = "http://127.0.0.1:8080/ext4.hbi" ] || fail "url: $(stat_of "$dev" url)"
     [ "$(stat_of "$dev" reads)" -gt 0 ] || fail "no reads counted"
+    # Every attribute the driver lists reads as one line and is documented.
+    local f name value
+    for f in /sys/block/"$(basename "$dev")"/httpblk/*; do
+        name=$(basename "$f")
+        value=$(cat "$f") || fail "reading $name failed"
+        [ -n "$value" ] && [ "$(printf '%s\n' "$value" | wc -l)" = 1 ] || fail "$name: '$value'"
+        grep -q "\`$name\`" "$HTTPBLK_OPS_DOC" || fail "$name is not in Documentation/operations.md"
+    done
     "$B" status >"$LOG_DIR/status.txt" || fail "status failed"
     grep -q "cache hits" "$LOG_DIR/status.txt" || fail "status shows no statistics"
     "$B" status --json | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]["kernel"]; assert r["reads"] > 0 and r["decompressed_bytes"] > 0, r' ||
