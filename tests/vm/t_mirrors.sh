@@ -132,11 +132,13 @@ md_build() {
 test_md_raid1_server_dies_during_read() {
     # Proves: md RAID1 over three devices, each on its own server, reads identical data with
     # no error while one server is stopped mid-read, and spreads reads over the members.
+    # (A stopped server fails its requests at once; the timeout is for a slow one, and TCG is
+    # slow: see test_md_raid1_bad_member_never_repaired.)
     insmod "$KO"
     devs=""
     for a in 127.0.0.11 127.0.0.12 127.0.0.13; do
         serve "$W/st-lz4" 8080 $a
-        devs="$devs $(attach http://$a:8080/ext4.hbi --io-timeout-ms 3000)" || fail "attach"
+        devs="$devs $(attach http://$a:8080/ext4.hbi --io-timeout-ms 20000)" || fail "attach"
     done
     victim=$SERVE_PID
     md_build /dev/md0 $devs
@@ -163,7 +165,9 @@ test_md_raid1_bad_member_never_repaired() {
     serve "$W/st" 8080 127.0.0.11; s1=$SERVE_PID
     serve "$W/st" 8080 127.0.0.12
     bad=$(attach http://127.0.0.11:8080/raw.hbi --io-timeout-ms 3000) || fail "attach"
-    good=$(attach http://127.0.0.12:8080/raw.hbi --io-timeout-ms 3000) || fail "attach"
+    # The good member's timeout is generous: under TCG, with md's retries and readahead, its
+    # 16 fetches in flight share about 1.5 MB/s, so one 256 KiB block can take 3 s.
+    good=$(attach http://127.0.0.12:8080/raw.hbi --io-timeout-ms 20000) || fail "attach"
     kill "$s1"; wait "$s1" 2>/dev/null || true
     md_build /dev/md0 "$bad" "$good"
     # Parallel readers, so md sends reads to both members.
