@@ -9,4 +9,19 @@ modules:
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 
-.PHONY: modules clean
+# Kernel-style checks of the Rust code: rustfmt with the kernel tree's settings, and the
+# kernel's clippy build. Both tools must come from the same toolchain as the kernel's rustc.
+RUSTFMT ?= rustfmt
+CLIPPY_DRIVER ?= clippy-driver
+
+rustfmt:
+	$(RUSTFMT) --config-path $(KDIR)/.rustfmt.toml rust/httpblk_main.rs
+
+rustfmtcheck:
+	$(RUSTFMT) --check --config-path $(KDIR)/.rustfmt.toml rust/httpblk_main.rs
+
+clippy:
+	rm -f rust/httpblk_main.o
+	$(MAKE) -C $(KDIR) M=$(CURDIR) CLIPPY=1 CLIPPY_DRIVER=$(CLIPPY_DRIVER) modules
+
+.PHONY: modules clean rustfmt rustfmtcheck clippy

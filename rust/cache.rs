@@ -1,30 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The in-kernel block cache, shared by every device and keyed by content digest, so that
-//! equal blocks of different images (or of one image fed by several servers) are held once.
-//! Bounded in bytes; eviction is an approximate LRU: the least recently used of a few entries
-//! sampled at a random point of the tree.
+//! The in-kernel block cache, shared by every device and keyed by content, so that equal
+//! blocks of different images (or of one image fed by several servers) are held once.
 //!
-//! Context: process context only (it takes a mutex).
+//! A key names the hash, the digest and the decoded length of a block; for MD5, whose
+//! collisions can be made at will, it also names the image (the SHA-256 of its index), so an
+//! MD5 block is never shared across images. A hit whose length is not the length the reader
+//! needs is treated as a miss by the callers as well: a hostile index cannot make a reader
+//! slice past a cached block.
+//!
+//! Bounded in bytes by `cache_mb` (a change applies at once) and shrinkable by memory
+//! pressure (`Shrink`). Eviction is an approximate LRU: the least recently used of a few
+//! entries sampled at a random point of the tree.
+//!
+//! Context: any process context, including reclaim. The lock is a spinlock that is never held
+//! while allocating or freeing a block, so the shrinker can always take it.
+#![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::bindings;
+use kernel::new_spinlock;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::{Arc, Mutex};
-use kernel::new_mutex;
+use kernel::sync::{Arc, SpinLock};
 
-use crate::digest::MAX_DIGEST_LEN;
+use crate::blk::Shrink;
+use crate::ffi::random_u64;
+use crate::param::Published;
 use crate::params;
+use crate::uapi::HASH_MD5;
 
-/// Hash id followed by the digest, zero-padded.
-pub(crate) type Key = [u8; MAX_DIGEST_LEN + 1];
+const DIGEST_MAX: usize = 32;
+const KEY_LEN: usize = 1 + 4 + DIGEST_MAX + 32;
 
-pub(crate) fn key(hash_id: u8, digest: &[u8]) -> Key {
-    let mut k = [0u8; MAX_DIGEST_LEN + 1];
-    k[0] = hash_id;
-    k[1..1 + digest.len()].copy_from_slice(digest);
-    k
+/// Hash id, decoded length, digest (zero-padded) and, for MD5, the image's index SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key([u8; KEY_LEN]);
+
+impl Key {
+    /// The key of a block of `raw_len` bytes with `digest` (at most 32 bytes) under hash
+    /// `hash_id`, in the image whose index hashes to `image`.
+    pub(crate) fn new(hash_id: u8, raw_len: u32, digest: &[u8], image: &[u8; 32]) -> Self {
+        let mut k = [0u8; KEY_LEN];
+        k[0] = hash_id;
+        k[1..5].copy_from_slice(&raw_len.to_le_bytes());
+        let n = digest.len().min(DIGEST_MAX);
+        k[5..5 + n].copy_from_slice(&digest[..n]);
+        if hash_id == HASH_MD5 {
+            k[5 + DIGEST_MAX..].copy_from_slice(image);
+        }
+        Key(k)
+    }
 }
 
 /// A verified, uncompressed block.
@@ -46,12 +71,24 @@ struct Inner {
 
 /// Entries compared per eviction.
 const EVICTION_SAMPLES: usize = 8;
+/// Blocks taken out per lock hold when shrinking; they are freed after the lock is dropped.
+const EVICTION_BATCH: usize = 16;
 
 #[pin_data]
 pub(crate) struct Cache {
     #[pin]
-    inner: Mutex<Inner>,
+    inner: SpinLock<Inner>,
     pub(crate) evictions: AtomicU64,
+}
+
+/// The cache that a change of `cache_mb` trims, published by module init.
+pub(crate) static LIVE: Published<Cache> = Published::new();
+
+/// Hook of the `cache_mb` parameter: the new bound applies at once.
+pub(crate) fn cache_mb_changed() {
+    LIVE.with(|c| {
+        c.shrink_to(c.limit(), usize::MAX);
+    });
 }
 
 impl Cache {
@@ -59,16 +96,18 @@ impl Cache {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Cache {
-                inner <- new_mutex!(Inner { map: RBTree::new(), bytes: 0, blocks: 0, tick: 0 }, "httpblk:cache"),
+                inner <- new_spinlock!(Inner { map: RBTree::new(), bytes: 0, blocks: 0, tick: 0 }, "httpblk:cache"),
                 evictions: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// The bound in bytes; `cache_mb` is writable, so it is read at every insertion.
-    fn limit(&self) -> u64 {
-        u64::from(params::CACHE_MB.get()) << 20
+    /// The bound in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        (u64::from(params::CACHE_MB.get()) << 20)
+            .try_into()
+            .unwrap_or(usize::MAX)
     }
 
     /// Blocks held now.
@@ -81,13 +120,12 @@ impl Cache {
         self.inner.lock().bytes
     }
 
-    /// Whether `k` is cached, without counting a hit or refreshing it.
+    /// Whether `k` is cached, without refreshing it.
     pub(crate) fn contains(&self, k: &Key) -> bool {
         self.inner.lock().map.get(k).is_some()
     }
 
-    /// The block cached under `k`, refreshed as most recently used. Devices count their own
-    /// hits and misses.
+    /// The block cached under `k`, refreshed as most recently used.
     pub(crate) fn get(&self, k: &Key) -> Option<Arc<Block>> {
         let mut g = self.inner.lock();
         g.tick += 1;
@@ -106,28 +144,18 @@ impl Cache {
     pub(crate) fn insert(&self, k: Key, block: Arc<Block>) -> Result {
         let size = block.data.len();
         let limit = self.limit();
-        if size as u64 > limit {
+        if size > limit {
             return Ok(());
         }
+        self.shrink_to(limit - size, usize::MAX);
         let node = RBTreeNode::new(k, Entry { block, last_use: 0 }, GFP_KERNEL)?;
-        let mut evicted = KVec::new();
-        {
+        let replaced = {
             let mut g = self.inner.lock();
-            while (g.bytes + size) as u64 > limit {
-                match Self::evict_one(&mut g) {
-                    Some(e) => {
-                        self.evictions.fetch_add(1, Ordering::Relaxed);
-                        // Dropped outside the lock: freeing may take a while.
-                        let _ = evicted.push(e, GFP_KERNEL);
-                    }
-                    None => break,
-                }
-            }
             g.tick += 1;
             let tick = g.tick;
-            if let Some(old) = g.map.insert(node) {
-                let (_, old) = old.to_key_value();
-                g.bytes -= old.block.data.len();
+            let old = g.map.insert(node).map(|old| old.to_key_value().1.block);
+            if let Some(old) = &old {
+                g.bytes -= old.data.len();
                 g.blocks -= 1;
             }
             if let Some(e) = g.map.get_mut(&k) {
@@ -135,19 +163,48 @@ impl Cache {
             }
             g.bytes += size;
             g.blocks += 1;
-        }
-        drop(evicted);
+            old
+        };
+        // Freed outside the lock.
+        drop(replaced);
         Ok(())
     }
 
+    /// Evicts blocks until at most `target` bytes are held or `max_blocks` were evicted;
+    /// returns how many were evicted. Allocates nothing; frees outside the lock.
+    fn shrink_to(&self, target: usize, max_blocks: usize) -> usize {
+        let mut evicted = 0;
+        while evicted < max_blocks {
+            let mut batch: [Option<Arc<Block>>; EVICTION_BATCH] = Default::default();
+            let mut taken = 0;
+            {
+                let mut g = self.inner.lock();
+                while taken < EVICTION_BATCH && evicted + taken < max_blocks && g.bytes > target {
+                    match Self::evict_one(&mut g) {
+                        Some(b) => {
+                            batch[taken] = Some(b);
+                            taken += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            self.evictions.fetch_add(taken as u64, Ordering::Relaxed);
+            evicted += taken;
+            drop(batch);
+            if taken < EVICTION_BATCH {
+                break;
+            }
+        }
+        evicted
+    }
+
     fn evict_one(g: &mut Inner) -> Option<Arc<Block>> {
-        let mut probe = [0u8; MAX_DIGEST_LEN + 1];
-        // SAFETY: FFI call without preconditions.
-        let r = unsafe { bindings::get_random_u64() };
-        probe[..8].copy_from_slice(&r.to_le_bytes());
-        probe[0] = probe[0] % 3; // hash ids are small: land among real keys
+        let mut probe = [0u8; KEY_LEN];
+        probe[..8].copy_from_slice(&random_u64().to_le_bytes());
+        probe[0] %= 3; // hash ids are small: land among real keys
         let victim = {
-            let mut cursor = match g.map.cursor_lower_bound(&probe) {
+            let mut cursor = match g.map.cursor_lower_bound(&Key(probe)) {
                 Some(c) => c,
                 None => g.map.cursor_front()?,
             };
@@ -172,5 +229,15 @@ impl Cache {
         g.bytes -= e.block.data.len();
         g.blocks -= 1;
         Some(e.block)
+    }
+}
+
+impl Shrink for Cache {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn scan(&self, nr: usize) -> Option<usize> {
+        Some(self.shrink_to(0, nr))
     }
 }

@@ -17,10 +17,14 @@ pub(crate) struct Vma {
 }
 
 impl Vma {
-    /// The mmap offset in pages.
-    pub(crate) fn pgoff(&self) -> u64 {
+    /// The mmap offset in bytes (`vm_pgoff` counts pages of the kernel's page size).
+    pub(crate) fn offset(&self) -> u64 {
         // SAFETY: the VMA is live for the mmap call.
-        unsafe { (*self.vma).vm_pgoff as u64 }
+        let pgoff = unsafe { (*self.vma).vm_pgoff as u64 };
+        pgoff
+            .checked_shl(kernel::page::PAGE_SHIFT as u32)
+            .filter(|o| o >> kernel::page::PAGE_SHIFT == pgoff)
+            .unwrap_or(u64::MAX)
     }
 
     /// Maps `region` into this VMA.
@@ -38,7 +42,11 @@ pub(crate) trait FileOps: Sized + 'static {
     type File: ForeignOwnable + Send + Sync;
 
     fn open(ctx: <Self::Context as ForeignOwnable>::Borrowed<'_>) -> Result<Self::File>;
-    fn ioctl(file: <Self::File as ForeignOwnable>::Borrowed<'_>, cmd: u32, arg: usize) -> Result<isize>;
+    fn ioctl(
+        file: <Self::File as ForeignOwnable>::Borrowed<'_>,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize>;
     fn mmap(file: <Self::File as ForeignOwnable>::Borrowed<'_>, vma: &Vma) -> Result;
     /// The last reference to the file is gone (the helper exited or closed it).
     fn release(file: Self::File);
@@ -55,7 +63,9 @@ impl<T: FileOps> FopsTable<T> {
         f.open = Some(open_callback::<T>);
         f.release = Some(release_callback::<T>);
         f.unlocked_ioctl = Some(ioctl_callback::<T>);
-        f.compat_ioctl = Some(ioctl_callback::<T>);
+        // Every argument is a pointer to a fixed-layout struct: 32-bit callers only need
+        // their pointer widened (`compat_ptr`).
+        f.compat_ioctl = Some(bindings::compat_ptr_ioctl);
         f.mmap = Some(mmap_callback::<T>);
         f
     };
@@ -83,14 +93,19 @@ impl<T: FileOps> Registration<T> {
     pub(crate) fn new(ctx: T::Context) -> Result<Self> {
         let ctx = ctx.into_foreign();
         // SAFETY: FOPS is 'static; `ctx` stays valid until deregistration.
-        let r = kernel::error::to_result(unsafe { ffi::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx as *mut _) });
+        let r = kernel::error::to_result(unsafe {
+            ffi::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx as *mut _)
+        });
         if let Err(e) = r {
             // SAFETY: from into_foreign above; the device never became visible.
             drop(unsafe { T::Context::from_foreign(ctx) });
             return Err(e);
         }
         // INVARIANT: registered above.
-        Ok(Self { ctx, _t: PhantomData })
+        Ok(Self {
+            ctx,
+            _t: PhantomData,
+        })
     }
 }
 
@@ -107,7 +122,10 @@ impl<T: FileOps> Drop for Registration<T> {
 
 /// # Safety
 /// Called by the VFS through misc_open with a fresh file.
-unsafe extern "C" fn open_callback<T: FileOps>(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn open_callback<T: FileOps>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: FFI call without preconditions.
     if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as _) } {
         return EPERM.to_errno();
@@ -131,7 +149,10 @@ unsafe extern "C" fn open_callback<T: FileOps>(_inode: *mut bindings::inode, fil
 
 /// # Safety
 /// Called by the VFS once, when the last reference to the file goes.
-unsafe extern "C" fn release_callback<T: FileOps>(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn release_callback<T: FileOps>(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: set by open_callback; release is the last user.
     let state = unsafe { T::File::from_foreign((*file).private_data) };
     T::release(state);
@@ -140,10 +161,14 @@ unsafe extern "C" fn release_callback<T: FileOps>(_inode: *mut bindings::inode, 
 
 /// # Safety
 /// Called by the VFS on an open file.
-unsafe extern "C" fn ioctl_callback<T: FileOps>(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+unsafe extern "C" fn ioctl_callback<T: FileOps>(
+    file: *mut bindings::file,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
     // SAFETY: set by open_callback; valid until release, which cannot run during this call.
     let state = unsafe { T::File::borrow((*file).private_data) };
-    match T::ioctl(state, cmd, arg as usize) {
+    match T::ioctl(state, cmd, arg) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }
@@ -151,7 +176,10 @@ unsafe extern "C" fn ioctl_callback<T: FileOps>(file: *mut bindings::file, cmd: 
 
 /// # Safety
 /// Called by the VFS on an open file with a VMA being set up.
-unsafe extern "C" fn mmap_callback<T: FileOps>(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+unsafe extern "C" fn mmap_callback<T: FileOps>(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: as in ioctl_callback.
     let state = unsafe { T::File::borrow((*file).private_data) };
     match T::mmap(state, &Vma { vma }) {

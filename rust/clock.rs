@@ -9,6 +9,11 @@ pub(crate) fn jiffies() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) as u64 }
 }
 
+/// Whether jiffies value `a` is after `b` (`time_after`: correct across wrap-around).
+pub(crate) fn after(a: u64, b: u64) -> bool {
+    (b.wrapping_sub(a) as i64) < 0
+}
+
 /// Monotonic nanoseconds, for latency figures.
 pub(crate) fn now_ns() -> u64 {
     // SAFETY: FFI call without preconditions.
@@ -18,4 +23,16 @@ pub(crate) fn now_ns() -> u64 {
 /// Milliseconds to jiffies.
 pub(crate) fn ms_to_jiffies(ms: u32) -> u64 {
     kernel::time::msecs_to_jiffies(ms) as u64
+}
+
+/// How late blk-mq's timeout timer fires: `blk_add_timer` rounds every expiry up by
+/// `roundup_pow_of_two(HZ)` jiffies (block/blk-timeout.c).
+pub(crate) fn blk_lateness() -> u64 {
+    ms_to_jiffies(1000).next_power_of_two()
+}
+
+/// The request timeout to give blk-mq so that its handler runs about `after_jiffies` from
+/// now: blk-mq adds `blk_lateness` to whatever it is given.
+pub(crate) fn blk_timeout(after_jiffies: u64) -> u64 {
+    after_jiffies.saturating_sub(blk_lateness()).max(1)
 }

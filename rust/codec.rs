@@ -4,9 +4,10 @@
 //! cannot read zlib streams).
 //!
 //! `Decompressor` wraps one transform (or one zlib stream with its workspace) and frees it in
-//! `Drop`. `Pool` keeps a few of each codec, made on first use and reused after, so that
-//! decompressing a block allocates nothing; a transform is used by one caller at a time (the
-//! zstd and zlib ones hold per-stream state).
+//! `Drop`. `Pool` keeps a few of each codec (one per CPU, at most `MAX_WIDTH`), made on first
+//! use and reused after; a transform is used by one caller at a time (the zstd and zlib ones
+//! hold per-stream state). The private copy of the compressed input is allocated per block
+//! and freed right after, so no buffer outlives the block it served.
 //!
 //! Context: process context; `Pool::decompress` may sleep.
 
@@ -22,6 +23,9 @@ use crate::uapi::{CODEC_LZ4, CODEC_LZO, CODEC_ZLIB, CODEC_ZSTD};
 
 /// The compressed codecs, in pool order.
 const CODECS: [u8; 4] = [CODEC_LZO, CODEC_LZ4, CODEC_ZSTD, CODEC_ZLIB];
+/// Most transforms kept per codec, however many CPUs there are: each zstd or zlib one holds
+/// a workspace of a few hundred KiB.
+const MAX_WIDTH: usize = 8;
 
 /// One ready decompressor.
 ///
@@ -55,7 +59,8 @@ impl Decompressor {
             _ => return Err(EINVAL),
         };
         // SAFETY: `name` is a NUL-terminated string; returns a transform or an ERR_PTR.
-        let tfm = kernel::error::from_err_ptr(unsafe { ffi::httpblk_comp_alloc(name.as_char_ptr()) })?;
+        let tfm =
+            kernel::error::from_err_ptr(unsafe { ffi::httpblk_comp_alloc(name.as_char_ptr()) })?;
         // INVARIANT: allocated above.
         Ok(Decompressor::Comp(NonNull::new(tfm).ok_or(ENOMEM)?))
     }
@@ -70,11 +75,23 @@ impl Decompressor {
             // SAFETY: live transform (invariant); `src` and `dst` are valid for their lengths
             // and `dlen` tells the codec how much of `dst` it may write.
             Decompressor::Comp(tfm) => unsafe {
-                ffi::crypto_comp_decompress(tfm.as_ptr(), src.as_ptr(), src.len() as u32, dst.as_mut_ptr(), &mut dlen)
+                ffi::crypto_comp_decompress(
+                    tfm.as_ptr(),
+                    src.as_ptr(),
+                    src.len() as u32,
+                    dst.as_mut_ptr(),
+                    &mut dlen,
+                )
             },
             // SAFETY: as above, for the zlib stream.
             Decompressor::Zlib(s) => unsafe {
-                ffi::httpblk_zlib_inflate(s.as_ptr(), src.as_ptr(), src.len() as u32, dst.as_mut_ptr(), &mut dlen)
+                ffi::httpblk_zlib_inflate(
+                    s.as_ptr(),
+                    src.as_ptr(),
+                    src.len() as u32,
+                    dst.as_mut_ptr(),
+                    &mut dlen,
+                )
             },
         };
         kernel::error::to_result(r)?;
@@ -94,11 +111,9 @@ impl Drop for Decompressor {
     }
 }
 
-/// A pool member: a decompressor made on first use, and a private copy of the input.
+/// A pool member: a decompressor made on first use.
 struct Member {
     dec: Option<Decompressor>,
-    /// The compressed bytes, copied out of memory the helper can still change.
-    input: KVVec<u8>,
 }
 
 /// Decompressors shared by every device: `width` members per codec.
@@ -109,46 +124,59 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool with one member per possible CPU for each codec. Allocates no transform yet.
+    /// A pool with one member per possible CPU (at most `MAX_WIDTH`) for each codec.
+    /// Allocates no transform yet.
     ///
     /// # Errors
     /// `ENOMEM`.
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
-        let width = (unsafe { kernel::bindings::nr_cpu_ids } as usize).max(1);
+        let width = (unsafe { kernel::bindings::nr_cpu_ids } as usize).clamp(1, MAX_WIDTH);
         let mut members = KVec::with_capacity(CODECS.len() * width, GFP_KERNEL)?;
         for _ in 0..CODECS.len() * width {
             members.push(
-                KBox::pin_init(new_mutex!(Member { dec: None, input: KVVec::new() }, "httpblk:codec"), GFP_KERNEL)?,
+                KBox::pin_init(
+                    new_mutex!(Member { dec: None }, "httpblk:codec"),
+                    GFP_KERNEL,
+                )?,
                 GFP_KERNEL,
             )?;
         }
-        Ok(Pool { members, width, next: AtomicUsize::new(0) })
+        Ok(Pool {
+            members,
+            width,
+            next: AtomicUsize::new(0),
+        })
     }
 
     /// Decompresses a `codec` stream that `fill` copies into a buffer of `len` bytes, into
     /// `dst`, which it must fill exactly. Sleeps.
     ///
     /// # Errors
-    /// `EINVAL` for an unknown codec, `ENOMEM`, or `EBADMSG` when the stream is corrupt or
-    /// decodes to another length than `dst.len()`.
-    pub(crate) fn decompress(&self, codec: u8, len: usize, fill: impl FnOnce(&mut [u8]), dst: &mut [u8]) -> Result {
+    /// `EINVAL` for an unknown codec, `ENOMEM`, the error of `fill`, or `EBADMSG` when the
+    /// stream is corrupt or decodes to another length than `dst.len()`.
+    pub(crate) fn decompress(
+        &self,
+        codec: u8,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result,
+        dst: &mut [u8],
+    ) -> Result {
         let c = CODECS.iter().position(|&c| c == codec).ok_or(EINVAL)?;
+        // The compressed bytes, copied out of memory the helper can still change.
+        let mut input = KVVec::with_capacity(len, GFP_KERNEL)?;
+        input.extend_with(len, 0, GFP_KERNEL)?;
+        fill(&mut input)?;
         let pick = self.next.fetch_add(1, Ordering::Relaxed) % self.width;
-        // PANIC: `c < CODECS.len()` and `pick < width`, so the index is below `members.len()`.
-        let mut m = self.members[c * self.width + pick].lock();
-        let m = &mut *m;
+        let m = self.members.get(c * self.width + pick).ok_or(EINVAL)?;
+        let mut m = m.lock();
         if m.dec.is_none() {
             m.dec = Some(Decompressor::new(codec)?);
         }
-        if m.input.len() < len {
-            // Grows to the largest block seen once, then stays.
-            m.input.extend_with(len - m.input.len(), 0, GFP_KERNEL)?;
-        }
-        let input = &mut m.input[..len];
-        fill(input);
-        let Some(dec) = m.dec.as_mut() else { return Err(EINVAL) };
-        match dec.run(input, dst) {
+        let Some(dec) = m.dec.as_mut() else {
+            return Err(EINVAL);
+        };
+        match dec.run(&input, dst) {
             Ok(n) if n == dst.len() => Ok(()),
             _ => Err(errno(kernel::bindings::EBADMSG)),
         }

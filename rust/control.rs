@@ -4,13 +4,14 @@
 //! the file (the helper exiting or being killed) removes the device.
 //!
 //! Locks: `devices` is never held while a disk is added or deleted.
+#![forbid(unsafe_code)]
 
 use core::sync::atomic::Ordering;
 
+use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
 use kernel::uaccess::UserSlice;
-use kernel::new_mutex;
 
 use crate::blk::{Disk, DiskParams};
 use crate::chardev::{FileOps, Vma};
@@ -19,19 +20,6 @@ use crate::digest;
 use crate::index::Index;
 use crate::params;
 use crate::uapi::{self, AddDevice, DeviceId, DeviceList, Wait};
-
-// SAFETY: plain integers and byte arrays without padding: any bit pattern is valid.
-unsafe impl kernel::types::FromBytes for AddDevice {}
-// SAFETY: no padding bytes, see the layout assertions in uapi.
-unsafe impl kernel::types::AsBytes for AddDevice {}
-// SAFETY: as above.
-unsafe impl kernel::types::FromBytes for DeviceId {}
-// SAFETY: as above.
-unsafe impl kernel::types::FromBytes for Wait {}
-// SAFETY: as above.
-unsafe impl kernel::types::AsBytes for Wait {}
-// SAFETY: as above.
-unsafe impl kernel::types::AsBytes for DeviceList {}
 
 struct Attached {
     device: Arc<Device>,
@@ -60,9 +48,20 @@ impl Control {
         )
     }
 
-    /// Removes device `id`: fails its I/O, then deletes its disk. Sleeps.
-    fn remove(&self, id: u32) -> Result {
-        let attached = self.devices.lock().get_mut(id as usize).and_then(Option::take).ok_or(ENODEV)?;
+    /// Removes device `id`: fails its I/O, then deletes its disk. With `only`, removes it
+    /// only if it is that very device (a file acts only on the device it owns, never on a
+    /// later device that got the same id). Sleeps.
+    fn remove(&self, id: u32, only: Option<&Arc<Device>>) -> Result {
+        let attached = {
+            let mut devs = self.devices.lock();
+            let entry = devs.get_mut(id as usize).ok_or(ENODEV)?;
+            match (entry.as_ref(), only) {
+                (None, _) => return Err(ENODEV),
+                (Some(a), Some(d)) if !Arc::ptr_eq(&a.device, d) => return Err(ENODEV),
+                _ => {}
+            }
+            entry.take().ok_or(ENODEV)?
+        };
         attached.device.kill();
         drop(attached.disk);
         pr_info!("httpblk{}: detached\n", id);
@@ -85,10 +84,15 @@ impl Session {
     }
 
     fn add(&self, arg: usize) -> Result<isize> {
-        let (mut reader, mut writer) = UserSlice::new(arg as _, core::mem::size_of::<AddDevice>()).reader_writer();
+        let (mut reader, mut writer) =
+            UserSlice::new(arg as _, core::mem::size_of::<AddDevice>()).reader_writer();
         let mut req: AddDevice = reader.read()?;
         if req.abi_version != uapi::ABI_VERSION {
-            pr_err!("add: ABI version {} (this module speaks {})\n", req.abi_version, uapi::ABI_VERSION);
+            pr_err!(
+                "add: ABI version {} (this module speaks {})\n",
+                req.abi_version,
+                uapi::ABI_VERSION
+            );
             return Err(EINVAL);
         }
         if req.flags & !uapi::ADD_FLAGS_ALL != 0 || req.reserved.iter().any(|&r| r != 0) {
@@ -118,15 +122,30 @@ impl Session {
         let len = req.index_len as usize;
         let mut raw = KVVec::with_capacity(len, GFP_KERNEL)?;
         raw.extend_with(len, 0, GFP_KERNEL)?;
-        UserSlice::new(req.index_addr as _, len).reader().read_slice(&mut raw)?;
+        UserSlice::new(req.index_addr as _, len)
+            .reader()
+            .read_slice(&mut raw)?;
         let sha = digest::sha256(&raw);
         let index = Index::parse(raw)?;
 
         let shared = self.control.shared.clone();
         let mut devs = self.control.devices.lock();
         let id = devs.iter().position(Option::is_none).ok_or(ENOSPC)? as u32;
-        let device = Device::new(id, index, sha, &Params { nr_slots, io_timeout_ms, url: req.url }, shared)?;
-        devs[id as usize] = Some(Attached { device: device.clone(), disk: None });
+        let device = Device::new(
+            id,
+            index,
+            sha,
+            &Params {
+                nr_slots,
+                io_timeout_ms,
+                url: req.url,
+            },
+            shared,
+        )?;
+        devs[id as usize] = Some(Attached {
+            device: device.clone(),
+            disk: None,
+        });
         drop(devs);
 
         req.dev_id = id;
@@ -139,12 +158,12 @@ impl Session {
             let mut guard = self.device.lock();
             let free = guard.is_none();
             if free {
-                *guard = Some(device);
+                *guard = Some(device.clone());
             }
             free
         };
         if !claimed {
-            let _ = self.control.remove(id);
+            let _ = self.control.remove(id, Some(&device));
             return Err(EBUSY);
         }
         // On failure the device stays with this file and goes when the file is closed.
@@ -170,11 +189,19 @@ impl Session {
             io_opt: 1u32 << b,
             nr_hw_queues: params::NR_HW_QUEUES.get(),
             queue_depth: params::QUEUE_DEPTH.get(),
+            timeout_jiffies: device.first_timeout().try_into().unwrap_or(u32::MAX),
             attrs: Some(Device::attrs()),
         };
-        let disk = Disk::new(format_args!("httpblk{}", device.id), &params, device.clone())?;
+        let disk = Disk::new(
+            format_args!("httpblk{}", device.id),
+            &params,
+            device.clone(),
+        )?;
         let mut devs = self.control.devices.lock();
-        match devs[device.id as usize].as_mut().filter(|a| Arc::ptr_eq(&a.device, &device)) {
+        match devs[device.id as usize]
+            .as_mut()
+            .filter(|a| Arc::ptr_eq(&a.device, &device))
+        {
             Some(a) => a.disk = Some(disk),
             None => {
                 drop(devs);
@@ -193,12 +220,18 @@ impl Session {
     }
 
     fn list(&self, arg: usize) -> Result<isize> {
-        let mut out = DeviceList { count: 0, reserved: 0, ids: [0; uapi::LIST_MAX] };
+        let mut out = DeviceList {
+            count: 0,
+            reserved: 0,
+            ids: [0; uapi::LIST_MAX],
+        };
         for a in self.control.devices.lock().iter().flatten() {
             out.ids[out.count as usize] = a.device.id;
             out.count += 1;
         }
-        UserSlice::new(arg as _, core::mem::size_of::<DeviceList>()).writer().write(&out)?;
+        UserSlice::new(arg as _, core::mem::size_of::<DeviceList>())
+            .writer()
+            .write(&out)?;
         Ok(0)
     }
 }
@@ -222,28 +255,31 @@ impl FileOps for ControlFile {
             uapi::IOC_ADD => s.add(arg),
             uapi::IOC_START => s.start(),
             uapi::IOC_REMOVE => {
-                let id: DeviceId = UserSlice::new(arg as _, core::mem::size_of::<DeviceId>()).reader().read()?;
+                let id: DeviceId = UserSlice::new(arg as _, core::mem::size_of::<DeviceId>())
+                    .reader()
+                    .read()?;
                 if id.reserved != 0 {
                     return Err(EINVAL);
                 }
-                s.control.remove(id.dev_id).map(|_| 0)
+                s.control.remove(id.dev_id, None).map(|()| 0)
             }
             uapi::IOC_LIST => s.list(arg),
             uapi::IOC_WAIT => {
-                let (mut r, mut w) = UserSlice::new(arg as _, core::mem::size_of::<Wait>()).reader_writer();
+                let (mut r, mut w) =
+                    UserSlice::new(arg as _, core::mem::size_of::<Wait>()).reader_writer();
                 let mut wait: Wait = r.read()?;
                 wait.tail = s.device()?.wait_submissions(wait.seen)?;
                 w.write(&wait)?;
                 Ok(0)
             }
-            uapi::IOC_COMMIT => s.device()?.commit().map(|_| 0),
+            uapi::IOC_COMMIT => s.device()?.commit().map(|()| 0),
             _ => Err(ENOTTY),
         }
     }
 
     fn mmap(s: ArcBorrow<'_, Session>, vma: &Vma) -> Result {
         let device = s.device()?;
-        match vma.pgoff() << 12 {
+        match vma.offset() {
             uapi::KERNEL_REGION_OFFSET => vma.map(&device.kernel_region, true),
             uapi::HELPER_REGION_OFFSET => vma.map(&device.helper_region, false),
             _ => Err(EINVAL),
@@ -254,8 +290,9 @@ impl FileOps for ControlFile {
         let device = s.device.lock().take();
         if let Some(device) = device {
             device.kill();
-            // Already gone if removed with IOC_REMOVE.
-            let _ = s.control.remove(device.id);
+            // Already gone if removed with IOC_REMOVE (its id may belong to a new device by
+            // now, which must stay).
+            let _ = s.control.remove(device.id, Some(&device));
         }
     }
 }

@@ -57,11 +57,18 @@ impl Hasher {
         let mut out = [0u8; MAX_DIGEST_LEN];
         match self {
             // SAFETY: `data` and `out` are valid for their lengths; SHA-256 writes 32 bytes.
-            Hasher::Sha256 => unsafe { ffi::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) },
+            Hasher::Sha256 => unsafe {
+                ffi::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr())
+            },
             Hasher::Md5(tfm) => {
                 // SAFETY: live transform (invariant); MD5 writes 16 bytes into `out`.
                 kernel::error::to_result(unsafe {
-                    ffi::httpblk_md5_digest(tfm.as_ptr(), data.as_ptr(), data.len() as u32, out.as_mut_ptr())
+                    ffi::httpblk_md5_digest(
+                        tfm.as_ptr(),
+                        data.as_ptr(),
+                        data.len() as u32,
+                        out.as_mut_ptr(),
+                    )
                 })?
             }
         }

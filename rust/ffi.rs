@@ -10,6 +10,12 @@ pub(crate) fn errno(e: u32) -> kernel::error::Error {
     kernel::error::Error::from_errno(-(e as i32))
 }
 
+/// A random number (`get_random_u64`).
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: FFI call without preconditions.
+    unsafe { bindings::get_random_u64() }
+}
+
 /// `struct crypto_comp`, opaque to Rust.
 #[repr(C)]
 pub(crate) struct CryptoComp {
@@ -46,23 +52,44 @@ extern "C" {
     pub(crate) fn sha256(data: *const u8, len: c_uint, out: *mut u8);
 
     // helpers.c
-    pub(crate) fn httpblk_misc_register(fops: *const bindings::file_operations, ctx: *mut c_void) -> c_int;
+    pub(crate) fn httpblk_misc_register(
+        fops: *const bindings::file_operations,
+        ctx: *mut c_void,
+    ) -> c_int;
     pub(crate) fn httpblk_misc_deregister();
     pub(crate) fn httpblk_misc_ctx(file: *mut bindings::file) -> *mut c_void;
     pub(crate) fn httpblk_dev_queuedata(dev: *mut bindings::device) -> *mut c_void;
     pub(crate) fn httpblk_vmalloc_user(size: c_ulong) -> *mut c_void;
-    pub(crate) fn httpblk_rq_copy(rq: *mut bindings::request, skip: c_uint, src: *const c_void, len: c_uint);
-    pub(crate) fn httpblk_init_work(
-        work: *mut bindings::work_struct,
-        func: Option<unsafe extern "C" fn(*mut bindings::work_struct)>,
+    pub(crate) fn httpblk_rq_copy(
+        rq: *mut bindings::request,
+        skip: c_uint,
+        src: *const c_void,
+        len: c_uint,
     );
-    pub(crate) fn httpblk_vma_prepare(vma: *mut bindings::vm_area_struct, read_only: bool) -> c_int;
+    pub(crate) fn httpblk_noio_save() -> c_uint;
+    pub(crate) fn httpblk_noio_restore(flags: c_uint);
+    pub(crate) fn httpblk_shrinker_alloc(
+        name: *const kernel::ffi::c_char,
+    ) -> *mut bindings::shrinker;
+    pub(crate) fn httpblk_vma_prepare(vma: *mut bindings::vm_area_struct, read_only: bool)
+        -> c_int;
     pub(crate) fn httpblk_md5_alloc() -> *mut CryptoShash;
-    pub(crate) fn httpblk_md5_digest(tfm: *mut CryptoShash, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
+    pub(crate) fn httpblk_md5_digest(
+        tfm: *mut CryptoShash,
+        data: *const u8,
+        len: c_uint,
+        out: *mut u8,
+    ) -> c_int;
     pub(crate) fn httpblk_md5_free(tfm: *mut CryptoShash);
     pub(crate) fn httpblk_comp_alloc(name: *const kernel::ffi::c_char) -> *mut CryptoComp;
     pub(crate) fn httpblk_comp_free(tfm: *mut CryptoComp);
     pub(crate) fn httpblk_zlib_alloc() -> *mut c_void;
-    pub(crate) fn httpblk_zlib_inflate(s: *mut c_void, src: *const u8, slen: c_uint, dst: *mut u8, dlen: *mut c_uint) -> c_int;
+    pub(crate) fn httpblk_zlib_inflate(
+        s: *mut c_void,
+        src: *const u8,
+        slen: c_uint,
+        dst: *mut u8,
+        dlen: *mut c_uint,
+    ) -> c_int;
     pub(crate) fn httpblk_zlib_free(s: *mut c_void);
 }

@@ -8,6 +8,8 @@
 #include <linux/highmem.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/shrinker.h>
 #include <linux/vmalloc.h>
 #include <linux/zlib.h>
 
@@ -74,9 +76,21 @@ void *httpblk_dev_queuedata(struct device *dev)
 	return dev_to_disk(dev)->queue->queuedata;
 }
 
-void httpblk_init_work(struct work_struct *work, work_func_t func)
+/* memalloc_noio_save() and memalloc_noio_restore() are static inlines. */
+unsigned int httpblk_noio_save(void)
 {
-	INIT_WORK(work, func);
+	return memalloc_noio_save();
+}
+
+void httpblk_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
+/* shrinker_alloc() is variadic. */
+struct shrinker *httpblk_shrinker_alloc(const char *name)
+{
+	return shrinker_alloc(0, "%s", name);
 }
 
 /* A read-only mapping may never become writable through mprotect(). */

@@ -9,7 +9,6 @@
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
-#include <linux/workqueue.h>
 
 struct crypto_comp;
 struct crypto_shash;
@@ -22,7 +21,9 @@ void *httpblk_misc_ctx(struct file *file);
 void *httpblk_vmalloc_user(unsigned long size);
 void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, unsigned int len);
 void *httpblk_dev_queuedata(struct device *dev);
-void httpblk_init_work(struct work_struct *work, work_func_t func);
+unsigned int httpblk_noio_save(void);
+void httpblk_noio_restore(unsigned int flags);
+struct shrinker *httpblk_shrinker_alloc(const char *name);
 int httpblk_vma_prepare(struct vm_area_struct *vma, bool read_only);
 
 struct crypto_shash *httpblk_md5_alloc(void);

@@ -8,6 +8,7 @@
 // `try_pin_init!` of `Device`, a struct with many fields, nests deeply.
 #![recursion_limit = "256"]
 
+mod abi;
 mod blk;
 mod cache;
 mod chardev;
@@ -16,15 +17,20 @@ mod codec;
 mod control;
 mod device;
 mod digest;
+mod fetch;
 mod ffi;
 mod index;
 mod param;
 mod params;
 mod pending;
+mod read;
+mod ring;
 mod shmem;
+mod stats;
 // Shared with userspace, where its items are public API.
 #[allow(unreachable_pub, dead_code)]
 mod uapi;
+mod verify;
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -39,22 +45,36 @@ module! {
 }
 
 struct HttpBlk {
+    // Dropped in declaration order: no device exists when the module unloads (open control
+    // files pin it), so the cache can go after the control device.
     _control: chardev::Registration<control::ControlFile>,
+    _shrinker: blk::Shrinker<cache::Cache>,
 }
 
 impl kernel::Module for HttpBlk {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let cache = cache::Cache::new()?;
+        let shrinker = blk::Shrinker::new(c_str!("httpblk-cache"), cache.clone())?;
         let shared = Arc::new(
             device::Shared {
-                cache: cache::Cache::new()?,
+                cache: cache.clone(),
                 pending: pending::Pending::new()?,
                 codecs: codec::Pool::new()?,
-                wq: blk::Workqueue::new(c_str!("httpblk"))?,
             },
             GFP_KERNEL,
         )?;
         let control = chardev::Registration::new(control::Control::new(shared)?)?;
+        cache::LIVE.publish(cache);
         pr_info!("loaded: /dev/{} ready\n", uapi::CONTROL_NAME);
-        Ok(HttpBlk { _control: control })
+        Ok(HttpBlk {
+            _control: control,
+            _shrinker: shrinker,
+        })
+    }
+}
+
+impl Drop for HttpBlk {
+    fn drop(&mut self) {
+        cache::LIVE.withdraw();
     }
 }

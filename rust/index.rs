@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The image index as the kernel sees it: parsed and checked once when a device is added,
 //! then only read. Layout in Documentation/format.md; offsets in `uapi`.
+#![forbid(unsafe_code)]
 
 use kernel::prelude::*;
 
@@ -25,8 +26,11 @@ pub(crate) struct Index {
     raw: KVVec<u8>,
 }
 
+/// The little-endian `u32` at `off`; 0 past the end (callers check lengths first).
 fn le32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+    b.get(off..off + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 fn le64(b: &[u8], off: usize) -> u64 {
@@ -53,7 +57,10 @@ impl Index {
         if le32(b, IDX_OFF_VERSION) != INDEX_VERSION || le32(b, IDX_OFF_FLAGS) != 0 {
             reject!("unsupported version or flags");
         }
-        if b[IDX_OFF_RESERVED..INDEX_HEADER_LEN].iter().any(|&x| x != 0) {
+        if b[IDX_OFF_RESERVED..INDEX_HEADER_LEN]
+            .iter()
+            .any(|&x| x != 0)
+        {
             reject!("reserved header bytes are not zero");
         }
         let image_size = le64(b, IDX_OFF_IMAGE_SIZE);
@@ -77,7 +84,11 @@ impl Index {
         }
         let entry_len = digest_len + INDEX_ENTRY_LEN_FIELD;
         if (b.len() - INDEX_HEADER_LEN) as u64 != nr_blocks * entry_len as u64 {
-            reject!("{} bytes of entries for {} blocks", b.len() - INDEX_HEADER_LEN, nr_blocks);
+            reject!(
+                "{} bytes of entries for {} blocks",
+                b.len() - INDEX_HEADER_LEN,
+                nr_blocks
+            );
         }
         let max_stored = max_stored_len(block_shift) as u32;
         for (i, e) in b[INDEX_HEADER_LEN..].chunks_exact(entry_len).enumerate() {
@@ -92,21 +103,50 @@ impl Index {
             }
         }
         // INVARIANT: every check above passed.
-        Ok(Self { image_size, block_shift, hash_id, nr_blocks, digest_len, raw })
+        Ok(Self {
+            image_size,
+            block_shift,
+            hash_id,
+            nr_blocks,
+            digest_len,
+            raw,
+        })
     }
 
-    /// Entry of block `i` (< `nr_blocks`).
-    pub(crate) fn entry(&self, i: u64) -> Entry<'_> {
-        assert!(i < self.nr_blocks);
+    /// Entry of block `i`; `None` past the last block.
+    pub(crate) fn entry(&self, i: u64) -> Option<Entry<'_>> {
+        if i >= self.nr_blocks {
+            return None;
+        }
         let el = self.digest_len + INDEX_ENTRY_LEN_FIELD;
+        // Cannot overflow: `parse` checked that `nr_blocks` entries fit in `raw`.
         let off = INDEX_HEADER_LEN + i as usize * el;
-        let e = &self.raw[off..off + el];
-        Entry { digest: &e[..self.digest_len], stored_len: le32(e, self.digest_len) }
+        let e = self.raw.get(off..off + el)?;
+        Some(Entry {
+            digest: e.get(..self.digest_len)?,
+            stored_len: le32(e, self.digest_len),
+        })
     }
 
-    /// Uncompressed length of block `i`; the last block may be short.
-    pub(crate) fn raw_len(&self, i: u64) -> usize {
+    /// Decoded length of block `i` (the last block may be short); 0 past the last block.
+    pub(crate) fn raw_len(&self, i: u64) -> u32 {
+        if i >= self.nr_blocks {
+            return 0;
+        }
         let start = i << self.block_shift;
-        (self.image_size - start).min(1u64 << self.block_shift) as usize
+        // `parse` checked that block `nr_blocks - 1` starts inside the image.
+        self.image_size
+            .saturating_sub(start)
+            .min(1u64 << self.block_shift) as u32
+    }
+
+    /// The block holding byte `pos`.
+    pub(crate) fn block_of(&self, pos: u64) -> u64 {
+        pos >> self.block_shift
+    }
+
+    /// First byte of block `b`.
+    pub(crate) fn block_start(&self, b: u64) -> u64 {
+        b << self.block_shift
     }
 }

@@ -44,11 +44,106 @@ pub(crate) unsafe extern "C" fn set_uint<const MIN: u32, const MAX: u32>(
     unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) }
 }
 
+/// `set` of a bounded uint parameter that runs `AFTER` once a new value is in place (with the
+/// module's parameter lock held, see `Published`).
+///
+/// # Safety
+/// As for `set_uint`.
+pub(crate) unsafe extern "C" fn set_uint_then<const MIN: u32, const MAX: u32, const HOOK: usize>(
+    val: *const c_char,
+    kp: *const bindings::kernel_param,
+) -> c_int {
+    // SAFETY: the caller's guarantees are those of `param_set_uint_minmax`.
+    let r = unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) };
+    if r == 0 {
+        // PANIC: HOOK indexes `HOOKS`, checked at compile time by `uint_param!`.
+        HOOKS[HOOK]();
+    }
+    r
+}
+
+/// What runs after a parameter with a hook is set. `uint_param!` names an index here.
+pub(crate) const HOOKS: [fn(); 1] = [crate::cache::cache_mb_changed];
+
+/// An object that a parameter hook acts on, published by module init and withdrawn before the
+/// module lets go of it. Hooks run with the module's parameter lock held, and `publish` and
+/// `withdraw` take that lock, so a hook never sees an object being freed.
+pub(crate) struct Published<T: Send + Sync + 'static> {
+    ptr: core::sync::atomic::AtomicPtr<kernel::ffi::c_void>,
+    _t: core::marker::PhantomData<kernel::sync::Arc<T>>,
+}
+
+impl<T: Send + Sync + 'static> Published<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            ptr: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+            _t: core::marker::PhantomData,
+        }
+    }
+
+    /// Makes `t` what hooks act on (replacing nothing: called once, at module init).
+    pub(crate) fn publish(&self, t: kernel::sync::Arc<T>) {
+        use kernel::types::ForeignOwnable;
+        let _lock = ParamLock::take();
+        let old = self.ptr.swap(t.into_foreign() as *mut _, Ordering::AcqRel);
+        Self::release(old);
+    }
+
+    /// Stops hooks from acting on the published object and drops the reference to it.
+    pub(crate) fn withdraw(&self) {
+        let _lock = ParamLock::take();
+        let old = self.ptr.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        Self::release(old);
+    }
+
+    fn release(p: *mut kernel::ffi::c_void) {
+        use kernel::types::ForeignOwnable;
+        if !p.is_null() {
+            // SAFETY: a non-null value came from `into_foreign` in `publish` and was taken out
+            // of `ptr` by the swap, so it is reclaimed once.
+            drop(unsafe { <kernel::sync::Arc<T> as ForeignOwnable>::from_foreign(p) });
+        }
+    }
+
+    /// Runs `f` on the published object, if any. Only hooks call this (parameter lock held).
+    pub(crate) fn with(&self, f: impl FnOnce(&T)) {
+        use kernel::types::ForeignOwnable;
+        let p = self.ptr.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: published and not withdrawn: `withdraw` needs the parameter lock, which
+            // our caller (a parameter hook) holds, so the object outlives this call.
+            let t = unsafe { <kernel::sync::Arc<T> as ForeignOwnable>::borrow(p) };
+            f(&t);
+        }
+    }
+}
+
+/// The module's parameter lock (`kernel_param_lock`), held while alive.
+struct ParamLock;
+
+impl ParamLock {
+    fn take() -> Self {
+        // SAFETY: `__this_module` is this module, alive while its code runs.
+        unsafe { bindings::kernel_param_lock(&raw mut bindings::__this_module) };
+        ParamLock
+    }
+}
+
+impl Drop for ParamLock {
+    fn drop(&mut self) {
+        // SAFETY: taken in `take`.
+        unsafe { bindings::kernel_param_unlock(&raw mut bindings::__this_module) };
+    }
+}
+
 /// `get` of a uint parameter.
 ///
 /// # Safety
 /// Called by the kernel with a page-sized `buf` and a `kp` whose `arg` is a `UintParam`.
-pub(crate) unsafe extern "C" fn get_uint(buf: *mut c_char, kp: *const bindings::kernel_param) -> c_int {
+pub(crate) unsafe extern "C" fn get_uint(
+    buf: *mut c_char,
+    kp: *const bindings::kernel_param,
+) -> c_int {
     // SAFETY: the caller's guarantees are those of `param_get_uint`.
     unsafe { bindings::param_get_uint(buf, kp) }
 }
@@ -79,19 +174,29 @@ pub(crate) const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
 }
 
 /// Declares a bounded `u32` module parameter:
-/// `uint_param!(NAME, name, default, min..=max, perm, "description")`.
+/// `uint_param!(NAME, name, default, min..=max, perm, "description" [, hook = N])`, where `N`
+/// is the index in `HOOKS` of what runs after each successful set.
 /// `NAME` becomes a `static UintParam`; `name` is what modprobe, sysfs and modinfo call it.
 macro_rules! uint_param {
     ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal) => {
+        $crate::param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
+            $crate::param::set_uint::<$min, $max>);
+    };
+    ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, hook = $hook:literal) => {
+        const _: () = assert!($hook < $crate::param::HOOKS.len());
+        $crate::param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
+            $crate::param::set_uint_then::<$min, $max, $hook>);
+    };
+    (@ $storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, $set:expr) => {
         pub(crate) static $storage: $crate::param::UintParam = $crate::param::UintParam::new($default);
 
         const _: () = {
-            use $crate::param::{get_uint, modinfo, set_uint, KernelParam, ParamOps};
+            use $crate::param::{get_uint, modinfo, KernelParam, ParamOps};
             const _: () = assert!($min <= $default && $default <= $max);
 
             static OPS: ParamOps = ParamOps(kernel::bindings::kernel_param_ops {
                 flags: 0,
-                set: Some(set_uint::<$min, $max>),
+                set: Some($set),
                 get: Some(get_uint),
                 free: None,
             });

@@ -1,40 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Blocks being fetched anywhere in the module, by cache key. A device that misses a block
 //! another device (or another block of its own image with the same content) is already
-//! fetching waits for that fetch instead of starting one, so two images sharing blocks, or
-//! one image attached twice through different servers, fetch each shared block once.
+//! fetching joins that fetch instead of starting one, so two images sharing blocks, or one
+//! image attached twice through different servers, fetch each shared block once.
 //!
 //! A fetch claims its key when it starts and releases it when it ends, after a good block
-//! has entered the cache: a waiter that sees the claim gone finds the block cached, or (the
-//! fetch failed, its device died, the cache declined the block) fetches it itself.
+//! has entered the cache. Releasing hands back the joiners; the releasing device tells each
+//! of them (with no lock held), and a joiner finds the block cached or, when the fetch failed,
+//! its device died or the cache declined the block, fetches it itself. A joiner also stops
+//! waiting on its own after half its I/O timeout (see `read`).
 //!
 //! Locks: a device's state mutex may be held while taking this table's mutex, never the
-//! reverse; the cache's mutex may be taken under this one.
+//! reverse; nothing else is taken under it.
+#![forbid(unsafe_code)]
 
+use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::{Arc, CondVar, CondVarTimeoutResult, Mutex};
-use kernel::{new_condvar, new_mutex};
+use kernel::sync::{Arc, Mutex};
 
 use crate::cache::Key;
-use crate::clock;
+use crate::device::Device;
+
+/// A device waiting for a claimed key, and which of its blocks has that content.
+pub(crate) struct Joiner {
+    pub(crate) device: Arc<Device>,
+    pub(crate) block: u64,
+}
 
 #[pin_data]
 pub(crate) struct Pending {
     #[pin]
-    keys: Mutex<RBTree<Key, ()>>,
-    /// Signalled whenever a claim is released.
-    #[pin]
-    released: CondVar,
+    claims: Mutex<RBTree<Key, KVec<Joiner>>>,
 }
 
 impl Pending {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
-            pin_init!(Pending {
-                keys <- new_mutex!(RBTree::new(), "httpblk:pending"),
-                released <- new_condvar!("httpblk:released"),
-            }),
+            pin_init!(Pending { claims <- new_mutex!(RBTree::new(), "httpblk:pending") }),
             GFP_KERNEL,
         )
     }
@@ -45,8 +48,8 @@ impl Pending {
     /// # Errors
     /// `ENOMEM`.
     pub(crate) fn claim(&self, k: &Key) -> Result<bool> {
-        let node = RBTreeNode::new(*k, (), GFP_KERNEL)?;
-        let mut g = self.keys.lock();
+        let node = RBTreeNode::new(*k, KVec::new(), GFP_KERNEL)?;
+        let mut g = self.claims.lock();
         if g.get(k).is_some() {
             return Ok(false);
         }
@@ -54,30 +57,32 @@ impl Pending {
         Ok(true)
     }
 
-    /// Ends the claim on `k` and wakes the waiters. Only the claim's holder calls this.
-    pub(crate) fn release(&self, k: &Key) {
-        let node = self.keys.lock().remove_node(k);
-        drop(node); // freed outside the lock
-        self.released.notify_all();
+    /// Ends the claim on `k` and returns its joiners, for the caller to tell once it holds no
+    /// lock. Only the claim's holder calls this.
+    #[must_use = "joiners must be told"]
+    pub(crate) fn release(&self, k: &Key) -> KVec<Joiner> {
+        let node = self.claims.lock().remove_node(k);
+        // The node is freed outside the lock.
+        node.map(|n| n.to_key_value().1).unwrap_or_default()
     }
 
     /// Whether some fetch holds `k`.
     pub(crate) fn contains(&self, k: &Key) -> bool {
-        self.keys.lock().get(k).is_some()
+        self.claims.lock().get(k).is_some()
     }
 
-    /// Sleeps until no fetch holds `k` or jiffies reach `until`.
-    pub(crate) fn wait(&self, k: &Key, until: u64) {
-        let mut g = self.keys.lock();
-        while g.get(k).is_some() {
-            let now = clock::jiffies();
-            if now >= until {
-                return;
-            }
-            match self.released.wait_interruptible_timeout(&mut g, (until - now) as _) {
-                CondVarTimeoutResult::Woken { .. } => {}
-                // Time is up, or a signal (work items get none): the caller decides what next.
-                _ => return,
+    /// Registers `joiner` to be told when the claim on `k` ends. `false` when there is no
+    /// claim (any more): the fetch ended, so the block is cached or must be fetched.
+    ///
+    /// # Errors
+    /// `ENOMEM`.
+    pub(crate) fn join(&self, k: &Key, joiner: Joiner) -> Result<bool> {
+        let mut g = self.claims.lock();
+        match g.get_mut(k) {
+            None => Ok(false),
+            Some(joiners) => {
+                joiners.push(joiner, GFP_KERNEL)?;
+                Ok(true)
             }
         }
     }

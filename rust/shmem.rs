@@ -44,41 +44,68 @@ impl SharedRegion {
         self.len
     }
 
-    /// Pointer to `len` bytes at `offset`, bounds-checked.
-    fn at(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(offset.checked_add(len).is_some_and(|end| end <= self.len));
-        // SAFETY: in bounds, checked above.
-        unsafe { self.ptr.as_ptr().add(offset) }
+    /// Pointer to `len` bytes at `offset`.
+    ///
+    /// # Errors
+    /// `EINVAL` when the range is not inside the region.
+    fn at(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            // SAFETY: in bounds, checked on this line.
+            Some(end) if end <= self.len => Ok(unsafe { self.ptr.as_ptr().add(offset) }),
+            _ => Err(EINVAL),
+        }
     }
 
-    /// A shared ring index at `offset` (4-byte aligned).
-    pub(crate) fn index(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0);
-        let p = self.at(offset, 4);
-        // SAFETY: aligned, in bounds and alive as long as `self`; AtomicU32 tolerates
-        // concurrent writers, including the helper.
-        unsafe { &*p.cast::<AtomicU32>() }
+    /// A shared ring index at `offset`.
+    ///
+    /// # Errors
+    /// `EINVAL` when `offset` is not 4-byte aligned or not inside the region.
+    pub(crate) fn index(&self, offset: usize) -> Result<&AtomicU32> {
+        if offset % 4 != 0 {
+            return Err(EINVAL);
+        }
+        let p = self.at(offset, 4)?;
+        // SAFETY: aligned (the region is page-aligned), in bounds and alive as long as
+        // `self`; AtomicU32 tolerates concurrent writers, including the helper.
+        Ok(unsafe { &*p.cast::<AtomicU32>() })
     }
 
-    /// Reads a `T` at `offset`. `T` must be plain data (any bit pattern valid).
-    pub(crate) fn read<T: Copy + kernel::types::FromBytes>(&self, offset: usize) -> T {
-        let p = self.at(offset, core::mem::size_of::<T>());
-        // SAFETY: in bounds; unaligned read of plain data the helper may be writing.
-        unsafe { core::ptr::read_volatile(p.cast::<T>()) }
+    /// Reads a `T` at `offset`, which the helper may be writing meanwhile.
+    ///
+    /// # Errors
+    /// `EINVAL` when the range is not inside the region.
+    pub(crate) fn read<T: Copy + kernel::types::FromBytes>(&self, offset: usize) -> Result<T> {
+        let p = self.at(offset, core::mem::size_of::<T>())?;
+        if p as usize % core::mem::align_of::<T>() != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: in bounds and aligned (checked above); any bit pattern is a valid `T`.
+        Ok(unsafe { core::ptr::read_volatile(p.cast::<T>()) })
     }
 
     /// Writes a `T` at `offset`.
-    pub(crate) fn write<T: Copy>(&self, offset: usize, value: T) {
-        let p = self.at(offset, core::mem::size_of::<T>());
-        // SAFETY: in bounds; the region is writable kernel memory.
-        unsafe { core::ptr::write_volatile(p.cast::<T>(), value) }
+    ///
+    /// # Errors
+    /// `EINVAL` when the range is not inside the region.
+    pub(crate) fn write<T: Copy>(&self, offset: usize, value: T) -> Result {
+        let p = self.at(offset, core::mem::size_of::<T>())?;
+        if p as usize % core::mem::align_of::<T>() != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: in bounds and aligned; the region is writable kernel memory.
+        unsafe { core::ptr::write_volatile(p.cast::<T>(), value) };
+        Ok(())
     }
 
     /// Copies `dst.len()` bytes at `offset` into kernel memory.
-    pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) {
-        let p = self.at(offset, dst.len());
+    ///
+    /// # Errors
+    /// `EINVAL` when the range is not inside the region.
+    pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) -> Result {
+        let p = self.at(offset, dst.len())?;
         // SAFETY: source in bounds; `dst` is a distinct kernel buffer.
-        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
+        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
     }
 
     /// Maps the region into `vma`, read-only for the helper when `read_only`.
@@ -95,13 +122,15 @@ impl SharedRegion {
             let range = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
             (range.vm_start, range.vm_end)
         };
-        if (end - start) as usize > self.len {
+        if end.saturating_sub(start) > self.len {
             return Err(EINVAL);
         }
         // SAFETY: live VMA, see above.
         kernel::error::to_result(unsafe { ffi::httpblk_vma_prepare(vma, read_only) })?;
         // SAFETY: `ptr` is a vmalloc_user area of `len` bytes; the size was checked.
-        kernel::error::to_result(unsafe { ffi::remap_vmalloc_range(vma, self.ptr.as_ptr().cast(), 0) })
+        kernel::error::to_result(unsafe {
+            ffi::remap_vmalloc_range(vma, self.ptr.as_ptr().cast(), 0)
+        })
     }
 }
 

@@ -6,8 +6,6 @@
 //! with fixed-width fields and explicit padding, and its size is asserted at compile time.
 //! Documentation/format.md and Documentation/ring.md describe the same things in prose.
 
-#![allow(dead_code)]
-
 use core::mem::{offset_of, size_of};
 
 // ---------------------------------------------------------------------------------------------
@@ -46,6 +44,25 @@ pub const BLOCK_MAGIC: [u8; 4] = *b"HBLK";
 pub const BLOCK_VERSION: u8 = 1;
 /// Block file header: magic, version, codec, 2 reserved zero bytes, raw length, payload length.
 pub const BLOCK_HEADER_LEN: usize = 16;
+
+/// The header of a block file. Integers are little-endian; read them with `u32::from_le`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct BlockHeader {
+    /// `BLOCK_MAGIC`.
+    pub magic: [u8; 4],
+    /// `BLOCK_VERSION`.
+    pub version: u8,
+    /// One of the `CODEC_*` values.
+    pub codec: u8,
+    /// Zero.
+    pub reserved: [u8; 2],
+    /// Length of the block once decoded.
+    pub raw_len: u32,
+    /// Length of the payload after this header.
+    pub payload_len: u32,
+}
+const _: () = assert!(size_of::<BlockHeader>() == BLOCK_HEADER_LEN);
 
 pub const CODEC_NONE: u8 = 0;
 pub const CODEC_LZO: u8 = 1;
@@ -181,6 +198,8 @@ const _: () = assert!(size_of::<Wait>() == 8);
 
 pub const KERNEL_REGION_OFFSET: u64 = 0;
 pub const HELPER_REGION_OFFSET: u64 = 1 << 32;
+/// The unit of the ring layout. Regions are mapped whole, so the kernel's page size must
+/// divide it (the module refuses to build otherwise).
 pub const PAGE: usize = 4096;
 
 /// Written by the kernel only.

@@ -6,7 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
     # kernel build (Rust-for-Linux with LLVM)
-    linux-source-6.12 rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
+    linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web clang-19 lld-19 llvm-19 libclang-19-dev
     flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make
     # the VM
     qemu-system-x86 busybox-static python3-pip

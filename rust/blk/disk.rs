@@ -7,13 +7,12 @@ use core::ptr::NonNull;
 
 use kernel::bindings;
 use kernel::error::{from_err_ptr, to_result};
-use kernel::ffi::{c_int, c_uint};
+use kernel::ffi::c_uint;
 use kernel::prelude::*;
 use kernel::types::{ForeignOwnable, Opaque, ScopeGuard};
 
-use super::request::{Pdu, Request};
-use super::Operations;
-use crate::ffi;
+use super::request::{Request, TimedOut};
+use super::{NoIo, Operations, TimeoutAction};
 
 /// Geometry and queue settings of a new disk.
 pub(crate) struct DiskParams {
@@ -26,6 +25,8 @@ pub(crate) struct DiskParams {
     /// 0 = one per possible CPU.
     pub(crate) nr_hw_queues: u32,
     pub(crate) queue_depth: u32,
+    /// First deadline of every request, in jiffies (the `.timeout` handler may extend it).
+    pub(crate) timeout_jiffies: u32,
     /// Sysfs attribute groups of the disk (`disk_attrs!`).
     pub(crate) attrs: Option<&'static super::sysfs::Groups>,
 }
@@ -54,7 +55,7 @@ impl<T: Operations> Table<T> {
         // SAFETY: all-zero is a valid blk_mq_ops (every callback None).
         let mut ops: bindings::blk_mq_ops = unsafe { core::mem::zeroed() };
         ops.queue_rq = Some(queue_rq_callback::<T>);
-        ops.init_request = Some(init_request_callback::<T>);
+        ops.timeout = Some(timeout_callback::<T>);
         ops
     };
 }
@@ -83,7 +84,11 @@ impl<T: Operations> Disk<T> {
     ///
     /// # Errors
     /// The errno of the failing blk-mq or block layer call.
-    pub(crate) fn new(name: fmt::Arguments<'_>, p: &DiskParams, data: T::QueueData) -> Result<Self> {
+    pub(crate) fn new(
+        name: fmt::Arguments<'_>,
+        p: &DiskParams,
+        data: T::QueueData,
+    ) -> Result<Self> {
         // SAFETY: all-zero is the starting state blk_mq_alloc_tag_set expects.
         let zeroed: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
@@ -98,9 +103,11 @@ impl<T: Operations> Disk<T> {
             (*set).ops = &Table::<T>::MQ_OPS;
             (*set).nr_hw_queues = nr_hw_queues;
             (*set).queue_depth = p.queue_depth;
-            (*set).cmd_size = core::mem::size_of::<Pdu>() as c_uint;
+            (*set).timeout = p.timeout_jiffies.max(1) as c_uint;
             (*set).numa_node = bindings::NUMA_NO_NODE;
-            (*set).flags = bindings::BLK_MQ_F_SHOULD_MERGE;
+            // Blocking: cache hits are copied and misses attached to their fetch right in
+            // `queue_rq`, which takes mutexes and allocates; nothing waits for the network.
+            (*set).flags = bindings::BLK_MQ_F_SHOULD_MERGE | bindings::BLK_MQ_F_BLOCKING;
             to_result(bindings::blk_mq_alloc_tag_set(set))?;
         }
         let set_guard = ScopeGuard::new_with_data(set, |set| {
@@ -122,32 +129,42 @@ impl<T: Operations> Disk<T> {
         });
         // SAFETY: valid tag set and limits; the lock class key is static.
         let gendisk = from_err_ptr(unsafe {
-            bindings::__blk_mq_alloc_disk(
-                set,
-                &mut lim,
-                queuedata as *mut _,
-                DISK_LOCK_KEY.0.get(),
-            )
+            bindings::__blk_mq_alloc_disk(set, &mut lim, queuedata as *mut _, DISK_LOCK_KEY.0.get())
         })?;
+        // An ERR_PTR was turned into an error above; NULL is not expected but not trusted.
+        let gendisk = NonNull::new(gendisk).ok_or(ENOMEM)?;
         let disk_guard = ScopeGuard::new_with_data(gendisk, |gendisk| {
             // SAFETY: allocated above and never added.
-            unsafe { bindings::put_disk(gendisk) }
+            unsafe { bindings::put_disk(gendisk.as_ptr()) }
         });
         // SAFETY: `gendisk` is a fresh disk we own.
         unsafe {
+            let gendisk = gendisk.as_ptr();
             (*gendisk).fops = &BLOCK_OPS.0;
-            let mut w = NameWriter { buf: &mut (*gendisk).disk_name, pos: 0 };
+            let mut w = NameWriter {
+                buf: &mut (*gendisk).disk_name,
+                pos: 0,
+            };
             w.write_fmt(name).map_err(|_| EINVAL)?;
             bindings::set_capacity(gendisk, p.capacity_sectors);
             bindings::set_disk_ro(gendisk, true);
             let groups = p.attrs.map_or(core::ptr::null_mut(), |g| g.as_ptr());
-            to_result(bindings::device_add_disk(core::ptr::null_mut(), gendisk, groups))?;
+            to_result(bindings::device_add_disk(
+                core::ptr::null_mut(),
+                gendisk,
+                groups,
+            ))?;
         }
         disk_guard.dismiss();
         data_guard.dismiss();
         set_guard.dismiss();
         // INVARIANT: added above; queuedata came from into_foreign.
-        Ok(Self { gendisk: NonNull::new(gendisk).unwrap(), queuedata, tag_set, _t: PhantomData })
+        Ok(Self {
+            gendisk,
+            queuedata,
+            tag_set,
+            _t: PhantomData,
+        })
     }
 }
 
@@ -191,40 +208,37 @@ unsafe extern "C" fn queue_rq_callback<T: Operations>(
     bd: *const bindings::blk_mq_queue_data,
 ) -> bindings::blk_status_t {
     // SAFETY: `bd` and its request are valid for this call.
-    let rq = unsafe { (*bd).rq };
+    let Some(rq) = NonNull::new(unsafe { (*bd).rq }) else {
+        // SAFETY: FFI call without preconditions.
+        return unsafe { bindings::errno_to_blk_status(EIO.to_errno()) };
+    };
     // SAFETY: a request blk-mq dispatched to us; starting it makes us its owner.
-    unsafe { bindings::blk_mq_start_request(rq) };
+    unsafe { bindings::blk_mq_start_request(rq.as_ptr()) };
     // SAFETY: started above, owned by us.
     let rq = unsafe { Request::from_raw(rq) };
     // SAFETY: queuedata came from `T::QueueData::into_foreign` and lives until del_gendisk
     // has drained every request.
     let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
+    let _noio = NoIo::begin();
     T::queue_rq(data, rq);
     bindings::BLK_STS_OK as bindings::blk_status_t
 }
 
 /// # Safety
-/// Called by blk-mq once per request of the tag set, before any use.
-unsafe extern "C" fn init_request_callback<T: Operations>(
-    _set: *mut bindings::blk_mq_tag_set,
+/// Called by blk-mq (from its timeout work, process context) for a started request.
+unsafe extern "C" fn timeout_callback<T: Operations>(
     rq: *mut bindings::request,
-    _hctx_idx: c_uint,
-    _numa_node: c_uint,
-) -> c_int {
-    // SAFETY: the PDU of `cmd_size` bytes follows the request.
-    unsafe {
-        let pdu = rq.add(1).cast::<Pdu>();
-        ffi::httpblk_init_work(&raw mut (*pdu).work, Some(work_callback::<T>));
+) -> bindings::blk_eh_timer_return {
+    let Some(rq) = NonNull::new(rq) else {
+        return bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER;
+    };
+    // SAFETY: the request of this timeout call; the handle lives only during the call.
+    let timed_out = unsafe { TimedOut::new(rq) };
+    // SAFETY: as in queue_rq_callback: a started request's queue data is alive.
+    let data = unsafe { T::QueueData::borrow(timed_out.queuedata()) };
+    let _noio = NoIo::begin();
+    match T::timeout(data, &timed_out) {
+        TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+        TimeoutAction::ResetTimer => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
     }
-    0
-}
-
-/// # Safety
-/// Called by the workqueue for a request deferred with `Request::defer`.
-unsafe extern "C" fn work_callback<T: Operations>(work: *mut bindings::work_struct) {
-    // SAFETY: only deferred requests queue this work; ownership came with it.
-    let rq = unsafe { Request::from_work(work) };
-    // SAFETY: as in queue_rq_callback; the request is still in flight.
-    let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
-    T::work(data, rq);
 }

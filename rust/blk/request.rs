@@ -1,21 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A typed, owned handle to a started blk-mq request.
+//! A typed, owned handle to a started blk-mq request, and the borrowed view a timeout
+//! handler gets.
+//!
+//! blk-mq writes to a request while the driver holds it (its timeout state, its deadline), so
+//! no Rust reference to a `struct request` is ever formed: fields are read through the raw
+//! pointer, one at a time, as 6.12's `kernel::block::mq::Request` does with `Opaque`.
 
 use core::ptr::NonNull;
 
 use kernel::bindings;
 use kernel::prelude::*;
 
-use super::Workqueue;
 use crate::ffi;
-
-/// Per-request driver data (the blk-mq PDU), set up once in `init_request`.
-#[repr(C)]
-pub(super) struct Pdu {
-    /// The work item that runs a deferred request. First field: `work` and the PDU share an
-    /// address.
-    pub(super) work: bindings::work_struct,
-}
 
 /// The operation of a request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -24,12 +20,15 @@ pub(crate) enum Op {
     Other(u32),
 }
 
-/// A started request that the driver owns until it ends or defers it.
+/// `REQ_OP_MASK` (include/linux/blk_types.h): the low 8 bits of `cmd_flags`.
+const REQ_OP_MASK: u32 = (1 << 8) - 1;
+
+/// A started request that the driver owns until it ends it.
 ///
 /// # Invariants
 /// `rq` is a request started with `blk_mq_start_request` and not yet ended; this handle is
 /// its only owner (it is neither `Copy` nor `Clone`).
-#[must_use = "a request must be ended or deferred"]
+#[must_use = "a request must be ended"]
 pub(crate) struct Request {
     rq: NonNull<bindings::request>,
 }
@@ -37,24 +36,23 @@ pub(crate) struct Request {
 // SAFETY: a started request may be completed from any context.
 unsafe impl Send for Request {}
 
-/// `REQ_OP_MASK` (include/linux/blk_types.h): the low 8 bits of `cmd_flags`.
-const REQ_OP_MASK: u32 = (1 << 8) - 1;
-
 impl Request {
     /// # Safety
     /// `rq` must be started, not ended, and owned by the caller.
-    pub(super) unsafe fn from_raw(rq: *mut bindings::request) -> Self {
+    pub(super) unsafe fn from_raw(rq: NonNull<bindings::request>) -> Self {
         // INVARIANT: guaranteed by the caller.
-        Self { rq: NonNull::new(rq).expect("blk-mq passed a null request") }
+        Self { rq }
     }
 
-    fn raw(&self) -> &bindings::request {
-        // SAFETY: by the invariant the request is alive while we own it.
-        unsafe { self.rq.as_ref() }
+    /// Identifies the request while it is in flight (its address), for `TimedOut::id`.
+    pub(crate) fn id(&self) -> usize {
+        self.rq.as_ptr() as usize
     }
 
     pub(crate) fn op(&self) -> Op {
-        match self.raw().cmd_flags & REQ_OP_MASK {
+        // SAFETY: by the invariant the request is alive; a plain field read.
+        let flags = unsafe { (*self.rq.as_ptr()).cmd_flags };
+        match flags & REQ_OP_MASK {
             bindings::req_op_REQ_OP_READ => Op::Read,
             other => Op::Other(other),
         }
@@ -62,26 +60,44 @@ impl Request {
 
     /// First sector (512 bytes) of the request.
     pub(crate) fn sector(&self) -> u64 {
-        self.raw().__sector
+        // SAFETY: as in `op`.
+        unsafe { (*self.rq.as_ptr()).__sector }
     }
 
     /// Length of the request in bytes.
     pub(crate) fn bytes(&self) -> u32 {
-        self.raw().__data_len
+        // SAFETY: as in `op`.
+        unsafe { (*self.rq.as_ptr()).__data_len }
     }
 
     /// Copies `src` into the request's data at byte offset `skip`.
-    pub(crate) fn copy_from(&mut self, skip: u32, src: &[u8]) {
-        assert!(skip as u64 + src.len() as u64 <= self.bytes() as u64);
+    ///
+    /// # Errors
+    /// `EINVAL` when the range does not lie inside the request.
+    pub(crate) fn copy_from(&mut self, skip: u32, src: &[u8]) -> Result {
+        let len = u32::try_from(src.len()).map_err(|_| EINVAL)?;
+        self.check_range(skip, len)?;
         // SAFETY: owned, started request; the range is inside it (checked above).
-        unsafe { ffi::httpblk_rq_copy(self.rq.as_ptr(), skip, src.as_ptr().cast(), src.len() as u32) };
+        unsafe { ffi::httpblk_rq_copy(self.rq.as_ptr(), skip, src.as_ptr().cast(), len) };
+        Ok(())
     }
 
     /// Fills `len` bytes of the request's data at byte offset `skip` with zeros.
-    pub(crate) fn zero(&mut self, skip: u32, len: u32) {
-        assert!(skip as u64 + len as u64 <= self.bytes() as u64);
+    ///
+    /// # Errors
+    /// `EINVAL` when the range does not lie inside the request.
+    pub(crate) fn zero(&mut self, skip: u32, len: u32) -> Result {
+        self.check_range(skip, len)?;
         // SAFETY: as in `copy_from`; a null source means zeros.
         unsafe { ffi::httpblk_rq_copy(self.rq.as_ptr(), skip, core::ptr::null(), len) };
+        Ok(())
+    }
+
+    fn check_range(&self, skip: u32, len: u32) -> Result {
+        match skip.checked_add(len) {
+            Some(end) if end <= self.bytes() => Ok(()),
+            _ => Err(EINVAL),
+        }
     }
 
     /// Ends the request with `result`.
@@ -95,28 +111,59 @@ impl Request {
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status) };
     }
 
-    /// Hands the request to `wq`; `Operations::work` gets it back in process context.
-    pub(crate) fn defer(self, wq: &Workqueue) {
-        // SAFETY: the PDU follows the request (blk_mq_rq_to_pdu); `work` was set up by
-        // `init_request`. Ownership passes to the work item.
-        unsafe {
-            let pdu = self.rq.as_ptr().add(1).cast::<Pdu>();
-            bindings::queue_work_on(bindings::wq_misc_consts_WORK_CPU_UNBOUND as _, wq.as_ptr(), &raw mut (*pdu).work);
-        }
-    }
-
-    /// The request whose PDU holds `work`.
-    ///
-    /// # Safety
-    /// `work` must be the work item of a deferred request's PDU.
-    pub(super) unsafe fn from_work(work: *mut bindings::work_struct) -> Self {
-        // SAFETY: `work` is the first field of the PDU, which follows the request.
-        unsafe { Self::from_raw(work.cast::<bindings::request>().sub(1)) }
-    }
-
     /// `request_queue.queuedata` of the request's queue.
     pub(super) fn queuedata(&self) -> *const kernel::ffi::c_void {
         // SAFETY: a live request points to its live queue.
-        unsafe { (*self.raw().q).queuedata }
+        unsafe { (*(*self.rq.as_ptr()).q).queuedata }
+    }
+}
+
+/// A request whose deadline passed, as blk-mq hands it to the timeout handler. The driver
+/// still owns the `Request` (somewhere in its own state); this only names it.
+pub(crate) struct TimedOut<'a> {
+    rq: NonNull<bindings::request>,
+    _call: core::marker::PhantomData<&'a ()>,
+}
+
+impl TimedOut<'_> {
+    /// # Safety
+    /// `rq` must be the request of a `.timeout` call in progress; the handle must not outlive
+    /// the call.
+    pub(super) unsafe fn new(rq: NonNull<bindings::request>) -> Self {
+        Self {
+            rq,
+            _call: core::marker::PhantomData,
+        }
+    }
+
+    /// The same value as `Request::id` of the owned handle.
+    pub(crate) fn id(&self) -> usize {
+        self.rq.as_ptr() as usize
+    }
+
+    /// First sector (512 bytes) of the request.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: the request is alive during the timeout call; a plain field read.
+        unsafe { (*self.rq.as_ptr()).__sector }
+    }
+
+    /// Length of the request in bytes.
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: as in `sector`.
+        unsafe { (*self.rq.as_ptr()).__data_len }
+    }
+
+    /// Sets the time, in jiffies, after which blk-mq calls the handler again when it returns
+    /// `ResetTimer`.
+    pub(crate) fn set_timeout(&self, jiffies: u64) {
+        let t = jiffies.clamp(1, u64::from(u32::MAX)) as u32;
+        // SAFETY: during the timeout call blk-mq reads `timeout` only after the handler
+        // returns (`blk_add_timer`); a plain field write.
+        unsafe { (*self.rq.as_ptr()).timeout = t };
+    }
+
+    pub(super) fn queuedata(&self) -> *const kernel::ffi::c_void {
+        // SAFETY: a live request points to its live queue.
+        unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }
 }

@@ -64,7 +64,10 @@ pub(crate) struct Group(bindings::attribute_group);
 unsafe impl Sync for Group {}
 
 impl Group {
-    pub(crate) const fn new<const M: usize>(name: &'static CStr, attrs: &'static AttrPtrs<M>) -> Self {
+    pub(crate) const fn new<const M: usize>(
+        name: &'static CStr,
+        attrs: &'static AttrPtrs<M>,
+    ) -> Self {
         // SAFETY: all-zero is a valid attribute_group.
         let mut g: bindings::attribute_group = unsafe { core::mem::zeroed() };
         g.name = name.as_char_ptr();
@@ -134,7 +137,7 @@ unsafe extern "C" fn show_callback<T: Operations>(
     // SAFETY: attribute names are NUL-terminated static strings (`Attr::table`).
     let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
     // SAFETY: sysfs passes a buffer of one page.
-    let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE as usize) };
+    let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
     let mut w = PageWriter { buf: page, pos: 0 };
     match T::show(data, name, &mut w) {
         Ok(()) => w.pos as isize,

@@ -36,7 +36,8 @@ if [ ! -f .config.httpblk ]; then
     missing=0
     for opt in CONFIG_RUST CONFIG_MD_RAID1 CONFIG_CRYPTO_LZO CONFIG_CRYPTO_LZ4 CONFIG_CRYPTO_ZSTD \
                CONFIG_EROFS_FS CONFIG_EXT4_FS CONFIG_DEBUG_KMEMLEAK CONFIG_NET_SCH_NETEM \
-               CONFIG_BLK_DEV_NBD CONFIG_ZLIB_INFLATE CONFIG_VIRTIO_FS CONFIG_NET_9P_VIRTIO; do
+               CONFIG_BLK_DEV_NBD CONFIG_ZLIB_INFLATE CONFIG_VIRTIO_FS CONFIG_NET_9P_VIRTIO \
+               CONFIG_UBSAN CONFIG_FAILSLAB CONFIG_FAIL_PAGE_ALLOC CONFIG_FAULT_INJECTION_STACKTRACE_FILTER; do
         grep -q "^$opt=y" .config || { echo "kernel: $opt did not stick in .config" >&2; missing=1; }
     done
     [ "$missing" = 0 ] || exit 1

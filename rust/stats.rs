@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A device's figures: counters kept on the I/O path (relaxed atomics, never a lock) and the
+//! sysfs attributes under /sys/block/httpblkN/httpblk/ that show them, one value per file.
+//! Documentation/operations.md lists every attribute; a VM test checks that it does.
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::device::Device;
+use crate::uapi;
+
+/// Counters for status and sysfs.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) reads: AtomicU64,
+    pub(crate) read_bytes: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) fetched_bytes: AtomicU64,
+    pub(crate) verify_failures: AtomicU64,
+    pub(crate) decompressed_bytes: AtomicU64,
+    pub(crate) decompress_failures: AtomicU64,
+    pub(crate) fetch_errors: AtomicU64,
+    /// Reads failed by the timeout handler.
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+    pub(crate) io_errors: AtomicU64,
+    /// Writes, flushes and discards refused (the device is read-only; md must never repair).
+    pub(crate) writes_refused: AtomicU64,
+    pub(crate) readahead_fetches: AtomicU64,
+    /// Misses that joined another fetch of the same content instead of fetching.
+    pub(crate) joined_fetches: AtomicU64,
+    /// Sum and maximum of the time from first submission to verified block, over `fetch_ok`.
+    pub(crate) fetch_ok: AtomicU64,
+    pub(crate) fetch_ns_total: AtomicU64,
+    pub(crate) fetch_ns_max: AtomicU64,
+}
+
+crate::blk::disk_attrs!(
+    ATTRS,
+    "httpblk",
+    Device,
+    [
+        "index_sha256",
+        "url",
+        "image_size",
+        "block_size",
+        "hash",
+        "nr_slots",
+        "io_timeout_ms",
+        "reads",
+        "read_bytes",
+        "cache_hits",
+        "cache_misses",
+        "fetches",
+        "readahead_fetches",
+        "joined_fetches",
+        "fetched_bytes",
+        "decompressed_bytes",
+        "fetch_latency_avg_us",
+        "fetch_latency_max_us",
+        "verify_failures",
+        "decompress_failures",
+        "fetch_errors",
+        "timeouts",
+        "protocol_errors",
+        "io_errors",
+        "writes_refused",
+        "cache_bytes",
+        "cache_limit_bytes",
+        "cache_blocks",
+        "cache_evictions",
+    ]
+);
+
+impl Device {
+    /// The sysfs attributes of this device's disk.
+    pub(crate) fn attrs() -> &'static crate::blk::sysfs::Groups {
+        &ATTRS
+    }
+
+    /// Prints sysfs attribute `name`: one value and a newline.
+    pub(crate) fn show_attr(
+        &self,
+        name: &[u8],
+        out: &mut dyn core::fmt::Write,
+    ) -> core::fmt::Result {
+        let s = &self.stats;
+        let c = &self.shared.cache;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let value = match name {
+            b"index_sha256" => {
+                for b in self.index_sha256 {
+                    write!(out, "{:02x}", b)?;
+                }
+                return writeln!(out);
+            }
+            b"url" => {
+                let end = self
+                    .url
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(self.url.len());
+                for &b in &self.url[..end] {
+                    // URLs are ASCII; anything else is shown escaped.
+                    if b.is_ascii_graphic() {
+                        out.write_char(b as char)?;
+                    } else {
+                        write!(out, "%{:02X}", b)?;
+                    }
+                }
+                return writeln!(out);
+            }
+            b"hash" => {
+                return writeln!(
+                    out,
+                    "{}",
+                    if self.index.hash_id == uapi::HASH_MD5 {
+                        "md5"
+                    } else {
+                        "sha256"
+                    }
+                )
+            }
+            b"image_size" => self.index.image_size,
+            b"block_size" => 1u64 << self.index.block_shift,
+            b"nr_slots" => u64::from(self.nr_slots.get()),
+            b"io_timeout_ms" => u64::from(self.io_timeout_ms),
+            b"reads" => get(&s.reads),
+            b"read_bytes" => get(&s.read_bytes),
+            b"cache_hits" => get(&s.cache_hits),
+            b"cache_misses" => get(&s.cache_misses),
+            b"fetches" => get(&s.fetches),
+            b"readahead_fetches" => get(&s.readahead_fetches),
+            b"joined_fetches" => get(&s.joined_fetches),
+            b"fetched_bytes" => get(&s.fetched_bytes),
+            b"decompressed_bytes" => get(&s.decompressed_bytes),
+            b"fetch_latency_avg_us" => get(&s.fetch_ns_total) / get(&s.fetch_ok).max(1) / 1000,
+            b"fetch_latency_max_us" => get(&s.fetch_ns_max) / 1000,
+            b"verify_failures" => get(&s.verify_failures),
+            b"decompress_failures" => get(&s.decompress_failures),
+            b"fetch_errors" => get(&s.fetch_errors),
+            b"timeouts" => get(&s.timeouts),
+            b"protocol_errors" => get(&s.protocol_errors),
+            b"io_errors" => get(&s.io_errors),
+            b"writes_refused" => get(&s.writes_refused),
+            b"cache_bytes" => c.bytes() as u64,
+            b"cache_limit_bytes" => c.limit() as u64,
+            b"cache_blocks" => c.len() as u64,
+            b"cache_evictions" => get(&c.evictions),
+            _ => return Err(core::fmt::Error),
+        };
+        writeln!(out, "{}", value)
+    }
+}
