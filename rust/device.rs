@@ -67,6 +67,8 @@ pub(crate) struct Device {
     pub(crate) io_timeout_ms: u32,
     /// The block after the last one read, to spot sequential readers for readahead.
     pub(crate) last_read_end: AtomicU64,
+    /// The last block readahead has looked at in the current run of sequential reads.
+    pub(crate) ahead_checked: AtomicU64,
     dead: AtomicBool,
     pub(crate) started: AtomicBool,
     pub(crate) shared: Arc<Shared>,
@@ -108,6 +110,7 @@ impl Device {
                 index_sha256,
                 url: p.url,
                 last_read_end: AtomicU64::new(u64::MAX),
+                ahead_checked: AtomicU64::new(0),
                 hasher,
                 nr_slots,
                 kernel_region,

@@ -161,28 +161,35 @@ impl Device {
 
     /// When reads are sequential, starts fetching the `readahead_kb` after block `last`. A
     /// quarter of the slots stay free for demand misses, so readahead never delays them.
+    /// Blocks already looked at for this run of sequential reads are not looked at again, so
+    /// a warm sequential reader rarely takes the device lock.
     fn readahead(&self, first: u64, last: u64) {
         let prev_end = self.last_read_end.swap(last + 1, Ordering::Relaxed);
         // Sequential: this read starts in the block the previous one ended in, or the next.
         if first != prev_end && first.wrapping_add(1) != prev_end {
+            self.ahead_checked.store(last, Ordering::Relaxed);
             return;
         }
         let ahead = (u64::from(params::READAHEAD_KB.get()) << 10) >> self.index.block_shift;
         let end = last
             .saturating_add(ahead)
             .min(self.index.nr_blocks.saturating_sub(1));
-        if end <= last {
+        let from = (last + 1).max(self.ahead_checked.load(Ordering::Relaxed).saturating_add(1));
+        if end < from {
             return;
         }
         // Never the last slot: with one slot, no readahead at all.
         let reserve = (self.nr_slots.get() / 4).max(1) as usize;
         let mut st = self.state.lock();
-        for b in last + 1..=end {
+        let mut checked = from - 1;
+        for b in from..=end {
             if st.free_slots() <= reserve {
                 break;
             }
             self.prefetch(&mut st, b, reserve);
+            checked = b;
         }
+        self.ahead_checked.fetch_max(checked, Ordering::Relaxed);
     }
 
     /// Copies block `b` (or fails it) into every waiting read that still needs it; reads

@@ -20,13 +20,20 @@ for row in json.load(sys.stdin):
 print("absent")' "$1" "$2" "$3"
 }
 
-# wait_for CMD...: retries CMD for up to 15 s.
+# mirror_is DEV ADDR STATE: whether that mirror address of DEV is in STATE now.
+mirror_is() { [ "$(mirror_field "$1" "$2" state)" = "$3" ]; }
+
+# wait_for SECS CMD...: runs CMD until it succeeds, for at most SECS seconds. CMD is run anew
+# each time (pass a function, not a `[ "$(...)" ]` whose substitution the caller's shell would
+# expand once: that made these waits compare one stale value over and over).
 wait_for() {
-    for _ in $(seq 150); do
+    local secs=$1 t0=$SECONDS
+    shift
+    while :; do
         "$@" && return 0
-        sleep 0.1
+        [ $((SECONDS - t0)) -lt "$secs" ] || return 1
+        sleep 0.2
     done
-    return 1
 }
 
 test_mirror_server_dies_during_read() {
@@ -45,7 +52,7 @@ test_mirror_server_dies_during_read() {
     [ "$(stat_of "$dev" io_errors)" = 0 ] || fail "$(stat_of "$dev" io_errors) I/O errors"
     "$B" status >"$LOG_DIR/status.txt"
     for a in 127.0.0.11 127.0.0.12 127.0.0.13; do say "$a: $(mirror_field "$dev" $a:8080 state), $(mirror_field "$dev" $a:8080 bytes) bytes"; done
-    wait_for [ "$(mirror_field "$dev" 127.0.0.13:8080 state)" = down ] || fail "the stopped mirror is not shown down"
+    wait_for 30 mirror_is "$dev" 127.0.0.13:8080 down || fail "the stopped mirror is not shown down"
     used=0
     for a in 127.0.0.11 127.0.0.12; do [ "$(mirror_field "$dev" $a:8080 bytes)" -gt 0 ] && used=$((used + 1)); done
     [ "$used" = 2 ] || fail "reads were not spread over the live mirrors"
@@ -82,7 +89,7 @@ test_all_mirrors_down_then_back() {
     expect_eio_within 6 "$dev" 256k 40   # io_timeout_ms 4000
     serve "$W/st" 8080 127.0.0.11
     serve "$W/st" 8080 127.0.0.12
-    wait_for [ "$(mirror_field "$dev" 127.0.0.11:8080 state)" = up ] || fail "mirror not back up"
+    wait_for 30 mirror_is "$dev" 127.0.0.11:8080 up || fail "mirror not back up"
     [ "$(sha "$dev")" = "$(want_sha raw.img)" ] || fail "data differs after the servers came back"
 }
 
@@ -109,8 +116,8 @@ test_dns_answers_change_during_read() {
     wait "$rd"
     [ "$(cat "$LOG_DIR/sha")" = "$(want_sha ext4.img)" ] || fail "data differs"
     [ "$(stat_of "$dev" io_errors)" = 0 ] || fail "$(stat_of "$dev" io_errors) I/O errors"
-    wait_for [ "$(mirror_field "$dev" 127.0.0.21:8080 state)" = absent ] || fail "removed address still used"
-    wait_for [ "$(mirror_field "$dev" 127.0.0.23:8080 state)" = up ] || fail "new address not taken up"
+    wait_for 30 mirror_is "$dev" 127.0.0.21:8080 absent || fail "removed address still used"
+    wait_for 30 mirror_is "$dev" 127.0.0.23:8080 up || fail "new address not taken up"
     # A read after the change goes to the current addresses (a 1 MiB cache forces fetches).
     echo 1 >/sys/module/httpblk/parameters/cache_mb
     dd if="$dev" of=/dev/null bs=1M iflag=direct 2>/dev/null || fail "read after the change"
