@@ -5,13 +5,17 @@
 
 use kernel::types::{AsBytes, FromBytes};
 
-use crate::uapi::{AddDevice, BlockHeader, Cqe, DeviceId, DeviceList, Wait};
+use crate::uapi::{AddDevice, BlockHeader, Cqe, DeviceId, DeviceList, RecoverDevice, Wait};
 
 // SAFETY: for each type below: plain integers and byte arrays, no padding (see the layout
 // assertions in uapi), so every bit pattern is a valid value and every byte is initialised.
 unsafe impl FromBytes for AddDevice {}
 // SAFETY: as above.
 unsafe impl AsBytes for AddDevice {}
+// SAFETY: as above.
+unsafe impl FromBytes for RecoverDevice {}
+// SAFETY: as above.
+unsafe impl AsBytes for RecoverDevice {}
 // SAFETY: as above.
 unsafe impl FromBytes for DeviceId {}
 // SAFETY: as above.

@@ -11,6 +11,12 @@ use kernel::types::ForeignOwnable;
 
 use crate::ffi;
 
+/// Whether the calling task has `CAP_SYS_ADMIN`.
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: FFI call without preconditions.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as _) }
+}
+
 /// A VMA handed to `FileOps::mmap`.
 pub(crate) struct Vma {
     vma: *mut bindings::vm_area_struct,
@@ -126,8 +132,7 @@ unsafe extern "C" fn open_callback<T: FileOps>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: FFI call without preconditions.
-    if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as _) } {
+    if !capable_sys_admin() {
         return EPERM.to_errno();
     }
     // SAFETY: misc_open set private_data to our miscdevice.

@@ -25,6 +25,12 @@ pub(crate) fn ms_to_jiffies(ms: u32) -> u64 {
     kernel::time::msecs_to_jiffies(ms) as u64
 }
 
+/// Jiffies to milliseconds.
+pub(crate) fn jiffies_to_ms(j: u64) -> u64 {
+    // SAFETY: FFI call without preconditions.
+    u64::from(unsafe { bindings::jiffies_to_msecs(j as _) })
+}
+
 /// How late blk-mq's timeout timer fires: `blk_add_timer` rounds every expiry up by
 /// `roundup_pow_of_two(HZ)` jiffies (block/blk-timeout.c).
 pub(crate) fn blk_lateness() -> u64 {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The control device: ioctls that add, start, list and remove devices, and the ring calls of
-//! the helper. The file that adds a device owns its ring: mmap() maps the ring, and closing
-//! the file (the helper exiting or being killed) removes the device.
+//! The control device: ioctls that add, start, recover, list and remove devices, and the ring
+//! calls of the helper. The file that adds (or recovers) a device owns its ring: mmap() maps
+//! that ring, and only that file's ring calls are accepted. Closing the file (the helper
+//! exiting or being killed) leaves the device waiting for a new helper (`IOC_RECOVER`), or
+//! removes it when it was added with `ADD_REMOVE_ON_CLOSE` or never started.
 //!
 //! Locks: `devices` is never held while a disk is added or deleted.
 #![forbid(unsafe_code)]
@@ -13,17 +15,21 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
 use kernel::uaccess::UserSlice;
 
-use crate::blk::{Disk, DiskParams};
+use crate::blk::{Disk, DiskParams, ModuleRef};
 use crate::chardev::{FileOps, Vma};
 use crate::device::{Device, Params, Shared};
 use crate::digest;
 use crate::index::Index;
 use crate::params;
-use crate::uapi::{self, AddDevice, DeviceId, DeviceList, Wait};
+use crate::ring::Regions;
+use crate::uapi::{self, AddDevice, DeviceId, DeviceList, RecoverDevice, Wait};
 
 struct Attached {
     device: Arc<Device>,
     disk: Option<Disk<Device>>,
+    /// A device may outlive every open file (it waits for a new helper), so it pins the
+    /// module itself: rmmod is refused until it is removed.
+    _module: ModuleRef,
 }
 
 #[pin_data]
@@ -69,18 +75,89 @@ impl Control {
     }
 }
 
+/// The device whose ring a file owns, and that ring.
+#[derive(Clone)]
+struct Owned {
+    device: Arc<Device>,
+    regions: Arc<Regions>,
+}
+
 /// An open control file.
 #[pin_data]
 pub(crate) struct Session {
     control: Arc<Control>,
-    /// The device whose ring this file owns.
     #[pin]
-    device: Mutex<Option<Arc<Device>>>,
+    owned: Mutex<Option<Owned>>,
 }
 
 impl Session {
-    fn device(&self) -> Result<Arc<Device>> {
-        self.device.lock().clone().ok_or(ENXIO)
+    fn owned(&self) -> Result<Owned> {
+        self.owned.lock().clone().ok_or(ENXIO)
+    }
+
+    /// Makes this file the owner of `o`; `false` when it owns a device already.
+    fn take_ownership(&self, o: Owned) -> bool {
+        let mut guard = self.owned.lock();
+        if guard.is_some() {
+            return false;
+        }
+        *guard = Some(o);
+        true
+    }
+
+    /// `IOC_RECOVER`: this file's helper takes over an orphaned device.
+    fn recover(&self, arg: usize) -> Result<isize> {
+        let (mut reader, mut writer) =
+            UserSlice::new(arg as _, core::mem::size_of::<RecoverDevice>()).reader_writer();
+        let mut req: RecoverDevice = reader.read()?;
+        if req.abi_version != uapi::ABI_VERSION {
+            pr_err!(
+                "recover: ABI version {} (this module speaks {})\n",
+                req.abi_version,
+                uapi::ABI_VERSION
+            );
+            return Err(EINVAL);
+        }
+        if req.flags & !uapi::RECOVER_FLAGS_ALL != 0
+            || req.reserved0 != 0
+            || req.reserved.iter().any(|&r| r != 0)
+        {
+            return Err(EINVAL);
+        }
+        // Opening the control file needed CAP_SYS_ADMIN; taking over a device needs it now.
+        if !crate::chardev::capable_sys_admin() {
+            return Err(EPERM);
+        }
+        if self.owned.lock().is_some() {
+            return Err(EBUSY);
+        }
+        let device = {
+            let devs = self.control.devices.lock();
+            devs.get(req.dev_id as usize)
+                .and_then(Option::as_ref)
+                .map(|a| a.device.clone())
+                .ok_or(ENODEV)?
+        };
+        if !device.started.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        let regions = device.recover(&req.index_sha256)?;
+        req.nr_slots = device.nr_slots.get();
+        req.slot_size = device.slot_size() as u32;
+        req.kernel_region_len = regions.kernel.len() as u64;
+        req.helper_region_len = regions.helper.len() as u64;
+        let o = Owned {
+            device: device.clone(),
+            regions: regions.clone(),
+        };
+        if !self.take_ownership(o) {
+            // Raced with an add or recover on this same file: give the ring back.
+            device.orphan(&regions);
+            return Err(EBUSY);
+        }
+        // On failure the ring stays with this file and is given up when the file is closed.
+        writer.write(&req)?;
+        Ok(0)
     }
 
     fn add(&self, arg: usize) -> Result<isize> {
@@ -95,9 +172,17 @@ impl Session {
             );
             return Err(EINVAL);
         }
-        if req.flags & !uapi::ADD_FLAGS_ALL != 0 || req.reserved.iter().any(|&r| r != 0) {
+        if req.flags & !uapi::ADD_FLAGS_ALL != 0
+            || req.reserved0 != 0
+            || req.reserved.iter().any(|&r| r != 0)
+        {
             return Err(EINVAL);
         }
+        let recovery_timeout_ms = match req.recovery_timeout_ms {
+            0 => params::RECOVERY_TIMEOUT_MS.get(),
+            t @ 100..=3_600_000 => t,
+            _ => return Err(EINVAL),
+        };
         let max_inflight = params::MAX_INFLIGHT.get();
         let nr_slots = match req.nr_slots {
             0 => max_inflight,
@@ -116,7 +201,7 @@ impl Session {
             return Err(EINVAL);
         }
         // No lock is held across user copies: mmap() takes `device` under mmap_lock.
-        if self.device.lock().is_some() {
+        if self.owned.lock().is_some() {
             return Err(EBUSY);
         }
         let len = req.index_len as usize;
@@ -129,40 +214,36 @@ impl Session {
         let index = Index::parse(raw)?;
 
         let shared = self.control.shared.clone();
+        let module = ModuleRef::get()?;
         let mut devs = self.control.devices.lock();
         let id = devs.iter().position(Option::is_none).ok_or(ENOSPC)? as u32;
-        let device = Device::new(
-            id,
-            index,
-            sha,
-            &Params {
-                nr_slots,
-                io_timeout_ms,
-                url: req.url,
-            },
-            shared,
-        )?;
-        devs[id as usize] = Some(Attached {
+        let p = Params {
+            nr_slots,
+            io_timeout_ms,
+            recovery_timeout_ms,
+            remove_on_close: req.flags & uapi::ADD_REMOVE_ON_CLOSE != 0,
+            url: req.url,
+        };
+        let device = Device::new(id, index, sha, &p, shared)?;
+        let regions = device.regions().ok_or(ENXIO)?;
+        let slot = devs.get_mut(id as usize).ok_or(ENOSPC)?;
+        *slot = Some(Attached {
             device: device.clone(),
             disk: None,
+            _module: module,
         });
         drop(devs);
 
         req.dev_id = id;
         req.nr_slots = nr_slots;
         req.slot_size = device.slot_size() as u32;
-        req.kernel_region_len = device.kernel_region.len() as u64;
-        req.helper_region_len = device.helper_region.len() as u64;
+        req.kernel_region_len = regions.kernel.len() as u64;
+        req.helper_region_len = regions.helper.len() as u64;
         req.index_sha256 = sha;
-        let claimed = {
-            let mut guard = self.device.lock();
-            let free = guard.is_none();
-            if free {
-                *guard = Some(device.clone());
-            }
-            free
-        };
-        if !claimed {
+        if !self.take_ownership(Owned {
+            device: device.clone(),
+            regions,
+        }) {
             let _ = self.control.remove(id, Some(&device));
             return Err(EBUSY);
         }
@@ -173,7 +254,7 @@ impl Session {
 
     /// Adds the disk: the helper serves its ring by now, so partition scanning can read.
     fn start(&self) -> Result<isize> {
-        let device = self.device()?;
+        let device = self.owned()?.device;
         if device.started.swap(true, Ordering::AcqRel) {
             return Err(EBUSY);
         }
@@ -198,8 +279,9 @@ impl Session {
             device.clone(),
         )?;
         let mut devs = self.control.devices.lock();
-        match devs[device.id as usize]
-            .as_mut()
+        match devs
+            .get_mut(device.id as usize)
+            .and_then(Option::as_mut)
             .filter(|a| Arc::ptr_eq(&a.device, &device))
         {
             Some(a) => a.disk = Some(disk),
@@ -225,8 +307,12 @@ impl Session {
             reserved: 0,
             ids: [0; uapi::LIST_MAX],
         };
-        for a in self.control.devices.lock().iter().flatten() {
-            out.ids[out.count as usize] = a.device.id;
+        for (slot, a) in out
+            .ids
+            .iter_mut()
+            .zip(self.control.devices.lock().iter().flatten())
+        {
+            *slot = a.device.id;
             out.count += 1;
         }
         UserSlice::new(arg as _, core::mem::size_of::<DeviceList>())
@@ -245,7 +331,7 @@ impl FileOps for ControlFile {
 
     fn open(control: ArcBorrow<'_, Control>) -> Result<Arc<Session>> {
         Arc::pin_init(
-            pin_init!(Session { control: control.into(), device <- new_mutex!(None, "httpblk:session") }),
+            pin_init!(Session { control: control.into(), owned <- new_mutex!(None, "httpblk:session") }),
             GFP_KERNEL,
         )
     }
@@ -254,6 +340,7 @@ impl FileOps for ControlFile {
         match cmd {
             uapi::IOC_ADD => s.add(arg),
             uapi::IOC_START => s.start(),
+            uapi::IOC_RECOVER => s.recover(arg),
             uapi::IOC_REMOVE => {
                 let id: DeviceId = UserSlice::new(arg as _, core::mem::size_of::<DeviceId>())
                     .reader()
@@ -268,31 +355,41 @@ impl FileOps for ControlFile {
                 let (mut r, mut w) =
                     UserSlice::new(arg as _, core::mem::size_of::<Wait>()).reader_writer();
                 let mut wait: Wait = r.read()?;
-                wait.tail = s.device()?.wait_submissions(wait.seen)?;
+                let o = s.owned()?;
+                wait.tail = o.device.wait_submissions(&o.regions, wait.seen)?;
                 w.write(&wait)?;
                 Ok(0)
             }
-            uapi::IOC_COMMIT => s.device()?.commit().map(|()| 0),
+            uapi::IOC_COMMIT => {
+                let o = s.owned()?;
+                o.device.commit(&o.regions).map(|()| 0)
+            }
             _ => Err(ENOTTY),
         }
     }
 
     fn mmap(s: ArcBorrow<'_, Session>, vma: &Vma) -> Result {
-        let device = s.device()?;
+        // This file's own ring, current or not: an old ring's memory is never a later one's.
+        let o = s.owned()?;
         match vma.offset() {
-            uapi::KERNEL_REGION_OFFSET => vma.map(&device.kernel_region, true),
-            uapi::HELPER_REGION_OFFSET => vma.map(&device.helper_region, false),
+            uapi::KERNEL_REGION_OFFSET => vma.map(&o.regions.kernel, true),
+            uapi::HELPER_REGION_OFFSET => vma.map(&o.regions.helper, false),
             _ => Err(EINVAL),
         }
     }
 
     fn release(s: Arc<Session>) {
-        let device = s.device.lock().take();
-        if let Some(device) = device {
+        let owned = s.owned.lock().take();
+        let Some(Owned { device, regions }) = owned else {
+            return;
+        };
+        if device.remove_on_close || !device.started.load(Ordering::Acquire) {
             device.kill();
             // Already gone if removed with IOC_REMOVE (its id may belong to a new device by
             // now, which must stay).
             let _ = s.control.remove(device.id, Some(&device));
+        } else {
+            device.orphan(&regions);
         }
     }
 }

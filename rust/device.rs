@@ -29,8 +29,7 @@ use crate::digest::Hasher;
 use crate::fetch::{Deferred, State};
 use crate::index::Index;
 use crate::pending::Pending;
-use crate::ring::RingState;
-use crate::shmem::SharedRegion;
+use crate::ring::{Regions, RingState};
 use crate::stats::Stats;
 use crate::uapi::{self, KernelHeader};
 
@@ -46,6 +45,9 @@ pub(crate) struct Shared {
 pub(crate) struct Params {
     pub(crate) nr_slots: u32,
     pub(crate) io_timeout_ms: u32,
+    pub(crate) recovery_timeout_ms: u32,
+    /// Remove the device when its helper's file closes, instead of waiting for a new helper.
+    pub(crate) remove_on_close: bool,
     /// The source URL, NUL-terminated (for sysfs and status).
     pub(crate) url: [u8; uapi::URL_LEN],
 }
@@ -60,11 +62,13 @@ pub(crate) struct Device {
     /// Ring size; non-zero so that `% nr_slots` has no panic path.
     pub(crate) nr_slots: NonZeroU32,
     pub(crate) slot_size: usize,
-    pub(crate) kernel_region: SharedRegion,
-    pub(crate) helper_region: SharedRegion,
     /// The I/O timeout in jiffies and as configured.
     pub(crate) io_timeout: u64,
     pub(crate) io_timeout_ms: u32,
+    /// How long reads that miss wait for a new helper once the device has none.
+    pub(crate) recovery_timeout: u64,
+    pub(crate) recovery_timeout_ms: u32,
+    pub(crate) remove_on_close: bool,
     /// The block after the last one read, to spot sequential readers for readahead.
     pub(crate) last_read_end: AtomicU64,
     /// The last block readahead has looked at in the current run of sequential reads.
@@ -95,9 +99,7 @@ impl Device {
     ) -> Result<Arc<Self>> {
         let nr_slots = NonZeroU32::new(p.nr_slots).ok_or(EINVAL)?;
         let hasher = Hasher::new(index.hash_id)?;
-        let kernel_region = SharedRegion::new(uapi::kernel_region_len(p.nr_slots))?;
-        let helper_region =
-            SharedRegion::new(uapi::helper_region_len(p.nr_slots, index.block_shift))?;
+        let regions = Regions::new(p.nr_slots, index.block_shift)?;
         let mut slots = KVec::with_capacity(p.nr_slots as usize, GFP_KERNEL)?;
         for _ in 0..p.nr_slots {
             slots.push(None, GFP_KERNEL)?;
@@ -113,10 +115,11 @@ impl Device {
                 ahead_checked: AtomicU64::new(0),
                 hasher,
                 nr_slots,
-                kernel_region,
-                helper_region,
                 io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),
                 io_timeout_ms: p.io_timeout_ms,
+                recovery_timeout: clock::ms_to_jiffies(p.recovery_timeout_ms),
+                recovery_timeout_ms: p.recovery_timeout_ms,
+                remove_on_close: p.remove_on_close,
                 dead: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 shared,
@@ -128,7 +131,13 @@ impl Device {
                         queue: RBTree::new(),
                         next_ticket: 0,
                         waiting: RBTree::new(),
-                        ring: RingState { sq_tail: 0, cq_head: 0, next_seq: 1 },
+                        ring: RingState {
+                            regions: Some(regions),
+                            sq_tail: 0,
+                            cq_head: 0,
+                            next_seq: 1,
+                            orphaned_since: None,
+                        },
                     },
                     "httpblk:device"
                 ),
@@ -172,16 +181,23 @@ impl Device {
             if self.dead.swap(true, Ordering::AcqRel) {
                 return;
             }
-            if let Ok(flag) = self
-                .kernel_region
-                .index(core::mem::offset_of!(KernelHeader, dead))
-            {
+            let flag = st
+                .ring
+                .regions
+                .as_ref()
+                .map(|r| r.kernel.index(core::mem::offset_of!(KernelHeader, dead)));
+            if let Some(Ok(flag)) = flag {
                 flag.store(1, Ordering::Release);
             }
             st.fail_everything(&mut d);
         }
         self.flush(d);
         self.submitted.notify_all();
+    }
+
+    /// The current helper's ring, if the device has a helper.
+    pub(crate) fn regions(&self) -> Option<Arc<Regions>> {
+        self.state.lock().ring.regions.clone()
     }
 
     /// Length of the helper's data slots.

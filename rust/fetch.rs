@@ -55,6 +55,8 @@ pub(crate) struct Fetch {
     pub(crate) attempts: u32,
     /// This fetch holds the pending-table claim on `key`.
     pub(crate) claimed: bool,
+    /// A read waits for it (else readahead): the helper serves these first.
+    pub(crate) demand: bool,
     /// When the fetch was first posted (`clock::now_ns`), for latency figures.
     pub(crate) started_ns: u64,
 }
@@ -185,6 +187,7 @@ impl Device {
                 phase: Phase::Joined,
                 attempts: 0,
                 claimed: false,
+                demand: true,
                 started_ns: 0,
             },
             GFP_KERNEL,
@@ -277,6 +280,7 @@ impl Device {
                 phase: Phase::Joined,
                 attempts: 0,
                 claimed: false,
+                demand: false,
                 started_ns: 0,
             },
             GFP_KERNEL,

@@ -66,6 +66,7 @@ extern "C" {
         src: *const c_void,
         len: c_uint,
     );
+    pub(crate) fn httpblk_module_get(module: *mut bindings::module) -> bool;
     pub(crate) fn httpblk_noio_save() -> c_uint;
     pub(crate) fn httpblk_noio_restore(flags: c_uint);
     pub(crate) fn httpblk_shrinker_alloc(

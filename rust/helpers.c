@@ -87,6 +87,12 @@ void httpblk_noio_restore(unsigned int flags)
 	memalloc_noio_restore(flags);
 }
 
+/* try_module_get() is a static inline. */
+bool httpblk_module_get(struct module *mod)
+{
+	return try_module_get(mod);
+}
+
 /* shrinker_alloc() is variadic. */
 struct shrinker *httpblk_shrinker_alloc(const char *name)
 {

@@ -9,6 +9,7 @@
 #include <linux/blk-mq.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 
 struct crypto_comp;
 struct crypto_shash;
@@ -21,6 +22,7 @@ void *httpblk_misc_ctx(struct file *file);
 void *httpblk_vmalloc_user(unsigned long size);
 void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, unsigned int len);
 void *httpblk_dev_queuedata(struct device *dev);
+bool httpblk_module_get(struct module *mod);
 unsigned int httpblk_noio_save(void);
 void httpblk_noio_restore(unsigned int flags);
 struct shrinker *httpblk_shrinker_alloc(const char *name);

@@ -47,6 +47,14 @@ uint_param!(
     "Default I/O timeout of new devices in ms; a read waits no longer, then fails with EIO"
 );
 uint_param!(
+    RECOVERY_TIMEOUT_MS,
+    recovery_timeout_ms,
+    30000,
+    100..=3600000,
+    0o644,
+    "Default time, in ms, that reads which miss the cache wait for a new helper once a device's helper is gone"
+);
+uint_param!(
     MAX_INFLIGHT,
     max_inflight,
     64,

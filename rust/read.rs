@@ -10,7 +10,9 @@
 //!
 //! Time limits come from blk-mq's timeout handler (`timeout`): first at half the I/O timeout,
 //! when the request stops waiting on other devices' fetches and fetches those blocks itself;
-//! then at the I/O timeout, counted from submission, when it fails with EIO.
+//! then at the I/O timeout, counted from submission, when it fails with EIO. While the device
+//! has no helper, a kept read waits for a new one up to the recovery timeout instead (counted
+//! from the helper's loss), and once that has passed, misses fail at once.
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::Ordering;
@@ -114,7 +116,19 @@ impl Device {
         };
         let result = {
             let mut st = self.state.lock();
-            let r = self.start_missing(&mut st, &mut rq, first, &mut missing);
+            let r = match st.ring.orphaned_since {
+                // No helper for longer than the recovery timeout: misses fail at once until a
+                // helper returns.
+                Some(since)
+                    if !clock::after(
+                        since.wrapping_add(self.recovery_timeout),
+                        clock::jiffies(),
+                    ) =>
+                {
+                    Err(EIO)
+                }
+                _ => self.start_missing(&mut st, &mut rq, first, &mut missing),
+            };
             if r.is_ok() && missing != 0 {
                 let w = Waiting {
                     rq,
@@ -244,6 +258,10 @@ impl Device {
         let now = clock::jiffies();
         let ended = {
             let mut st = self.state.lock();
+            let orphan_limit = st
+                .ring
+                .orphaned_since
+                .map(|since| since.wrapping_add(self.recovery_timeout));
             let Some(w) = st.waiting.get_mut(&key) else {
                 drop(st);
                 // Being ended right now by a completion, or still being kept by `queue_rq`:
@@ -251,9 +269,14 @@ impl Device {
                 rq.set_timeout(1);
                 return TimeoutAction::ResetTimer;
             };
-            let deadline = w.start.wrapping_add(self.io_timeout);
             let mask = w.mask;
-            if !w.joins_ended {
+            // Without a helper a read waits for a new one, up to the recovery timeout;
+            // with one, up to its I/O timeout (counted afresh after a recovery).
+            let deadline = match orphan_limit {
+                Some(limit) => limit,
+                None => w.start.wrapping_add(self.io_timeout),
+            };
+            if orphan_limit.is_none() && !w.joins_ended {
                 w.joins_ended = true;
                 // Stop waiting on other devices' fetches: their servers may be down while
                 // ours are fine.

@@ -5,25 +5,70 @@
 //! helper writes is untrusted: a completion tail more than `nr_slots` ahead kills the device
 //! (`EPROTO`), and a completion naming a slot with no fetch of that generation, or one
 //! already being checked, is counted as a protocol error and ignored.
+//!
+//! Each helper gets a ring of its own (`Regions`): when a helper goes, the device keeps its
+//! fetches and kept reads and has no ring (it is orphaned); a new helper (`IOC_RECOVER`) gets
+//! new regions and every fetch that held a slot is posted to them again. Memory an old helper
+//! may still have mapped is never part of a later ring, and calls on an old helper's file are
+//! refused (`ESTALE`), so nothing from an old ring can be taken for a completion of the new.
 #![forbid(unsafe_code)]
 
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::Ordering;
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 use crate::blk::NoIo;
+use crate::cache::Block;
 use crate::clock;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, MAX_ATTEMPTS};
 use crate::ffi::errno;
-use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe};
+use crate::shmem::SharedRegion;
+use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe, SQE_DEMAND};
 
-/// The kernel's ring indexes and fetch generations.
+/// One helper's ring: the region only the kernel writes (mapped read-only) and the one the
+/// helper writes (completions and data slots).
+pub(crate) struct Regions {
+    pub(crate) kernel: SharedRegion,
+    pub(crate) helper: SharedRegion,
+}
+
+impl Regions {
+    /// Zeroed regions for `nr_slots` slots of blocks of `1 << block_shift` bytes.
+    ///
+    /// # Errors
+    /// `ENOMEM`.
+    pub(crate) fn new(nr_slots: u32, block_shift: u8) -> Result<Arc<Self>> {
+        let kernel = SharedRegion::new(uapi::kernel_region_len(nr_slots))?;
+        let helper = SharedRegion::new(uapi::helper_region_len(nr_slots, block_shift))?;
+        Ok(Arc::new(Regions { kernel, helper }, GFP_KERNEL)?)
+    }
+}
+
+/// The kernel's side of the current ring.
 pub(crate) struct RingState {
+    /// The current helper's ring; `None` while the device has no helper.
+    pub(crate) regions: Option<Arc<Regions>>,
     pub(crate) sq_tail: u32,
     pub(crate) cq_head: u32,
+    /// Generation of the next submission; never reset, so no completion of an earlier ring
+    /// or submission can match a fetch.
     pub(crate) next_seq: u32,
+    /// Since when (jiffies) the device has had no helper.
+    pub(crate) orphaned_since: Option<u64>,
+}
+
+impl RingState {
+    /// Whether `r` is the current ring.
+    pub(crate) fn is(&self, r: &Arc<Regions>) -> bool {
+        self.regions.as_ref().is_some_and(|c| Arc::ptr_eq(c, r))
+    }
+}
+
+fn stale() -> Error {
+    errno(kernel::bindings::ESTALE)
 }
 
 /// A completion taken off the ring, its fetch marked `completing`.
@@ -34,7 +79,7 @@ struct Taken {
 
 impl Device {
     /// Posts a submission of the fetch of `b` (a new generation, in its slot) and wakes the
-    /// helper.
+    /// helper. Without a helper the fetch keeps its slot and is posted to the next one.
     pub(crate) fn submit(&self, st: &mut State, b: u64) {
         let seq = st.ring.next_seq;
         st.ring.next_seq = seq.wrapping_add(1);
@@ -54,18 +99,20 @@ impl Device {
             seq,
             completing: false,
         };
+        let flags = if f.demand { SQE_DEMAND } else { 0 };
         let sqe = Sqe {
             block: b,
             slot,
             stored_len,
             seq,
             retry: f.attempts,
-            reserved: [0; 2],
+            flags,
+            reserved: 0,
         };
+        let Some(r) = &st.ring.regions else { return };
         let pos = (st.ring.sq_tail % self.nr_slots) as usize;
         // At most `nr_slots` fetches are posted at once, so the entry is free.
-        if self
-            .kernel_region
+        if r.kernel
             .write(uapi::KERNEL_SQ_OFFSET + pos * size_of::<Sqe>(), sqe)
             .is_err()
         {
@@ -73,21 +120,26 @@ impl Device {
         }
         st.ring.sq_tail = st.ring.sq_tail.wrapping_add(1);
         // Release: the helper that sees the new tail also sees the entry written above.
-        if let Ok(tail) = self.kernel_region.index(offset_of!(KernelHeader, sq_tail)) {
+        if let Ok(tail) = r.kernel.index(offset_of!(KernelHeader, sq_tail)) {
             tail.store(st.ring.sq_tail, Ordering::Release);
         }
         self.submitted.notify_all();
     }
 
-    /// `IOC_WAIT`: sleeps until the submission tail differs from `seen`; returns it.
+    /// `IOC_WAIT` on ring `r`: sleeps until the submission tail differs from `seen`; returns
+    /// it.
     ///
     /// # Errors
-    /// `ENODEV` once the device is dead, `EINTR` on a signal.
-    pub(crate) fn wait_submissions(&self, seen: u32) -> Result<u32> {
+    /// `ENODEV` once the device is dead, `ESTALE` when `r` is not the current ring, `EINTR`
+    /// on a signal.
+    pub(crate) fn wait_submissions(&self, r: &Arc<Regions>, seen: u32) -> Result<u32> {
         let mut st = self.state.lock();
         loop {
             if self.is_dead() {
                 return Err(ENODEV);
+            }
+            if !st.ring.is(r) {
+                return Err(stale());
             }
             if st.ring.sq_tail != seen {
                 return Ok(st.ring.sq_tail);
@@ -98,13 +150,15 @@ impl Device {
         }
     }
 
-    /// `IOC_COMMIT`: consumes the helper's completions: checks each block without the lock,
-    /// caches the good ones, posts failed ones again (up to `MAX_ATTEMPTS`) and ends fetches.
+    /// `IOC_COMMIT` on ring `r`: consumes the helper's completions: checks each block without
+    /// the lock, caches the good ones, posts failed ones again (up to `MAX_ATTEMPTS`) and
+    /// ends fetches.
     ///
     /// # Errors
-    /// `ENODEV` when the device is dead, `ENOMEM` (nothing consumed), `EPROTO` (and the device
-    /// dies) when the helper's completion tail is impossible.
-    pub(crate) fn commit(&self) -> Result {
+    /// `ENODEV` when the device is dead, `ESTALE` when `r` is not the current ring, `ENOMEM`
+    /// (nothing consumed), `EPROTO` (and the device dies) when the helper's completion tail is
+    /// impossible.
+    pub(crate) fn commit(&self, r: &Arc<Regions>) -> Result {
         let _noio = NoIo::begin();
         let mut taken: KVec<Taken> = KVec::with_capacity(self.nr_slots.get() as usize, GFP_KERNEL)?;
         {
@@ -112,9 +166,12 @@ impl Device {
             if self.is_dead() {
                 return Err(ENODEV);
             }
+            if !st.ring.is(r) {
+                return Err(stale());
+            }
             // Acquire: entries up to the tail are fully written before we read them.
-            let tail = self
-                .helper_region
+            let tail = r
+                .helper
                 .index(offset_of!(HelperHeader, cq_tail))?
                 .load(Ordering::Acquire);
             let n = tail.wrapping_sub(st.ring.cq_head);
@@ -128,8 +185,8 @@ impl Device {
             }
             for i in 0..n {
                 let pos = (st.ring.cq_head.wrapping_add(i) % self.nr_slots) as usize;
-                let Ok(cqe) = self
-                    .helper_region
+                let Ok(cqe) = r
+                    .helper
                     .read::<Cqe>(uapi::HELPER_CQ_OFFSET + pos * size_of::<Cqe>())
                 else {
                     drop(st);
@@ -145,29 +202,24 @@ impl Device {
                 }
             }
             st.ring.cq_head = tail;
-            self.kernel_region
+            r.kernel
                 .index(offset_of!(KernelHeader, cq_head))?
                 .store(tail, Ordering::Release);
         }
         // Copy out and verify without the lock: the claimed slots stay taken meanwhile.
         let mut d = Deferred::new();
         for t in &taken {
-            let r = self.check(&t.cqe, t.block);
-            self.apply(&mut self.state.lock(), t, r, &mut d);
+            let checked = self.check(r, &t.cqe, t.block);
+            self.apply(&mut self.state.lock(), t, checked, &mut d);
         }
         self.flush(d);
         Ok(())
     }
 
     /// Applies the outcome of a checked completion to its fetch, if the fetch still waits
-    /// for exactly that completion (the device may have died meanwhile).
-    fn apply(
-        &self,
-        st: &mut State,
-        t: &Taken,
-        r: Result<kernel::sync::Arc<crate::cache::Block>>,
-        d: &mut Deferred,
-    ) {
+    /// for exactly that completion (the device may have died, or the fetch been posted to a
+    /// new helper, meanwhile).
+    fn apply(&self, st: &mut State, t: &Taken, r: Result<Arc<Block>>, d: &mut Deferred) {
         let Some(f) = st.fetches.get_mut(&t.block) else {
             return;
         };
@@ -202,6 +254,72 @@ impl Device {
                 }
             }
         }
+    }
+
+    /// The helper owning ring `r` is gone: the device keeps its fetches and kept reads and
+    /// waits for a new helper (see `read` for how long reads wait).
+    pub(crate) fn orphan(&self, r: &Arc<Regions>) {
+        let mut st = self.state.lock();
+        if self.is_dead() || !st.ring.is(r) {
+            return;
+        }
+        st.ring.regions = None;
+        st.ring.orphaned_since = Some(clock::jiffies());
+        let waiting = st.waiting.iter().count();
+        drop(st);
+        pr_info!(
+            "httpblk{}: helper gone; {} reads wait up to {} ms for a new one (httpblk recover)\n",
+            self.id,
+            waiting,
+            self.recovery_timeout_ms
+        );
+    }
+
+    /// `IOC_RECOVER`: a new helper serving the index with SHA-256 `sha` takes over the
+    /// orphaned device. Every fetch that held a slot is posted to the new ring; kept reads get
+    /// a full I/O timeout from now.
+    ///
+    /// # Errors
+    /// `EINVAL` when the index differs, `EBUSY` when a helper owns the device, `ENODEV` when
+    /// it is dead, `ENOMEM`.
+    pub(crate) fn recover(&self, sha: &[u8; 32]) -> Result<Arc<Regions>> {
+        if *sha != self.index_sha256 {
+            pr_err!(
+                "httpblk{}: recover refused: the helper serves another index\n",
+                self.id
+            );
+            return Err(EINVAL);
+        }
+        let regions = Regions::new(self.nr_slots.get(), self.index.block_shift)?;
+        let mut st = self.state.lock();
+        if self.is_dead() {
+            return Err(ENODEV);
+        }
+        if st.ring.regions.is_some() {
+            return Err(EBUSY);
+        }
+        st.ring.regions = Some(regions.clone());
+        st.ring.sq_tail = 0;
+        st.ring.cq_head = 0;
+        st.ring.orphaned_since = None;
+        let now = clock::jiffies();
+        for w in st.waiting.values_mut() {
+            w.start = now;
+        }
+        let mut reposted = 0;
+        for slot in 0..st.slots.len() {
+            if let Some(Some(b)) = st.slots.get(slot).copied() {
+                self.submit(&mut st, b);
+                reposted += 1;
+            }
+        }
+        drop(st);
+        pr_info!(
+            "httpblk{}: recovered by a new helper; {} fetches posted again\n",
+            self.id,
+            reposted
+        );
+        Ok(regions)
     }
 
     pub(crate) fn protocol_error(&self, what: core::fmt::Arguments<'_>) {

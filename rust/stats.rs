@@ -6,6 +6,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::clock;
 use crate::device::Device;
 use crate::uapi;
 
@@ -49,6 +50,10 @@ crate::blk::disk_attrs!(
         "hash",
         "nr_slots",
         "io_timeout_ms",
+        "recovery_timeout_ms",
+        "helper",
+        "orphaned_ms",
+        "waiting_reads",
         "reads",
         "read_bytes",
         "cache_hits",
@@ -127,6 +132,31 @@ impl Device {
             b"block_size" => 1u64 << self.index.block_shift,
             b"nr_slots" => u64::from(self.nr_slots.get()),
             b"io_timeout_ms" => u64::from(self.io_timeout_ms),
+            b"recovery_timeout_ms" => u64::from(self.recovery_timeout_ms),
+            b"helper" => {
+                let st = self.state.lock();
+                let state = match st.ring.orphaned_since {
+                    None => "attached",
+                    Some(since)
+                        if clock::after(
+                            since.wrapping_add(self.recovery_timeout),
+                            clock::jiffies(),
+                        ) =>
+                    {
+                        "orphaned"
+                    }
+                    Some(_) => "expired",
+                };
+                drop(st);
+                return writeln!(out, "{}", if self.is_dead() { "dead" } else { state });
+            }
+            b"orphaned_ms" => {
+                let since = self.state.lock().ring.orphaned_since;
+                since.map_or(0, |s| {
+                    clock::jiffies_to_ms(clock::jiffies().wrapping_sub(s))
+                })
+            }
+            b"waiting_reads" => self.state.lock().waiting.iter().count() as u64,
             b"reads" => get(&s.reads),
             b"read_bytes" => get(&s.read_bytes),
             b"cache_hits" => get(&s.cache_hits),

@@ -79,12 +79,19 @@ pub const fn max_stored_len(block_shift: u8) -> usize {
 // Control device ioctls (/dev/httpblk-control). Documentation/ring.md.
 // ---------------------------------------------------------------------------------------------
 
-/// ABI version carried by `AddDevice`; the kernel refuses any other.
-pub const ABI_VERSION: u32 = 2;
+/// ABI version carried by `AddDevice` and `RecoverDevice`; the kernel refuses any other.
+/// 3: recovery (`IOC_RECOVER`, `recovery_timeout_ms`, `ADD_REMOVE_ON_CLOSE`) and demand
+/// marks on submissions (`SQE_DEMAND`).
+pub const ABI_VERSION: u32 = 3;
 /// Name of the control device node under /dev.
 pub const CONTROL_NAME: &str = "httpblk-control";
-/// No add flags are defined yet; any set bit is refused with EINVAL.
-pub const ADD_FLAGS_ALL: u32 = 0;
+/// Remove the device when the file that added it is closed (its helper exited), instead of
+/// keeping it for a new helper (`IOC_RECOVER`).
+pub const ADD_REMOVE_ON_CLOSE: u32 = 1;
+/// Every add flag this ABI knows; any other set bit is refused with EINVAL.
+pub const ADD_FLAGS_ALL: u32 = ADD_REMOVE_ON_CLOSE;
+/// No recover flags are defined yet; any set bit is refused with EINVAL.
+pub const RECOVER_FLAGS_ALL: u32 = 0;
 /// Longest source URL kept for sysfs, including the NUL.
 pub const URL_LEN: usize = 256;
 /// Slots per ring: bounds.
@@ -122,6 +129,8 @@ pub const IOC_WAIT: u32 = ioc(IOC_READ | IOC_WRITE, 0x04, size_of::<Wait>());
 pub const IOC_COMMIT: u32 = ioc(0, 0x05, 0);
 /// Helper: the ring is served; add the disk (partition scanning reads through the ring).
 pub const IOC_START: u32 = ioc(0, 0x06, 0);
+/// A new helper takes over a device whose helper is gone; the calling file becomes its ring.
+pub const IOC_RECOVER: u32 = ioc(IOC_READ | IOC_WRITE, 0x07, size_of::<RecoverDevice>());
 
 /// `IOC_ADD` argument. Inputs are validated by the kernel; outputs are filled on success.
 #[repr(C)]
@@ -151,11 +160,40 @@ pub struct AddDevice {
     pub helper_region_len: u64,
     /// Out: the index digest (SHA-256) the kernel computed.
     pub index_sha256: [u8; 32],
-    pub reserved: [u64; 5],
+    /// In: how long reads that miss wait for a new helper once this one is gone, in
+    /// milliseconds; 0 = the module's `recovery_timeout_ms`.
+    pub recovery_timeout_ms: u32,
+    pub reserved0: u32,
+    pub reserved: [u64; 4],
 }
 const _: () = assert!(size_of::<AddDevice>() == 384);
 const _: () = assert!(offset_of!(AddDevice, url) == 32);
 const _: () = assert!(offset_of!(AddDevice, dev_id) == 288);
+
+/// `IOC_RECOVER` argument. Inputs are validated by the kernel; outputs are filled on success.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct RecoverDevice {
+    /// In: must be `ABI_VERSION`.
+    pub abi_version: u32,
+    /// In: must be zero (`RECOVER_FLAGS_ALL`).
+    pub flags: u32,
+    /// In: the device N of /dev/httpblkN.
+    pub dev_id: u32,
+    /// Out: the device's slots (the new ring has as many as the old one).
+    pub nr_slots: u32,
+    /// In: the SHA-256 of the index the new helper serves; must be the device's.
+    pub index_sha256: [u8; 32],
+    /// Out: bytes of each data slot.
+    pub slot_size: u32,
+    pub reserved0: u32,
+    /// Out: lengths of the new ring's regions (mmap offsets as for `IOC_ADD`).
+    pub kernel_region_len: u64,
+    pub helper_region_len: u64,
+    pub reserved: [u64; 7],
+}
+const _: () = assert!(size_of::<RecoverDevice>() == 128);
+const _: () = assert!(offset_of!(RecoverDevice, slot_size) == 48);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -239,8 +277,13 @@ pub struct Sqe {
     /// 0 for a block's first submission; n when the n previous copies the helper delivered
     /// failed the kernel's checks (the helper should ask another server).
     pub retry: u32,
-    pub reserved: [u32; 2],
+    /// `SQE_DEMAND` when a read waits for this block (else readahead or prefetch).
+    pub flags: u32,
+    pub reserved: u32,
 }
+
+/// `Sqe::flags`: a read is waiting for this block; the helper serves these first.
+pub const SQE_DEMAND: u32 = 1;
 const _: () = assert!(size_of::<Sqe>() == 32);
 
 /// Completion: slot `slot` holds `len` bytes of the block file, or `status` < 0 (an errno).

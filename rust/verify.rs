@@ -14,6 +14,8 @@ use kernel::sync::Arc;
 use crate::cache::Block;
 use crate::device::Device;
 use crate::ffi::errno;
+use crate::ring::Regions;
+use crate::shmem::SharedRegion;
 use crate::uapi::{self, BlockHeader, Cqe};
 
 fn bad_message() -> Error {
@@ -25,21 +27,21 @@ impl Device {
     ///
     /// # Errors
     /// `EIO` when the helper reported a failure, `EBADMSG` when any check fails, `ENOMEM`.
-    pub(crate) fn check(&self, cqe: &Cqe, b: u64) -> Result<Arc<Block>> {
+    pub(crate) fn check(&self, r: &Regions, cqe: &Cqe, b: u64) -> Result<Arc<Block>> {
         if cqe.status != 0 {
             self.stats.fetch_errors.fetch_add(1, Ordering::Relaxed);
             return Err(EIO);
         }
-        let r = self.check_block(cqe, b);
-        if let Err(e) = &r {
+        let checked = self.check_block(&r.helper, cqe, b);
+        if let Err(e) = &checked {
             if *e != ENOMEM {
                 self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
-        r
+        checked
     }
 
-    fn check_block(&self, cqe: &Cqe, b: u64) -> Result<Arc<Block>> {
+    fn check_block(&self, slots: &SharedRegion, cqe: &Cqe, b: u64) -> Result<Arc<Block>> {
         let entry = self.index.entry(b).ok_or(EIO)?;
         let raw_len = self.index.raw_len(b) as usize;
         let len = cqe.len as usize;
@@ -51,7 +53,7 @@ impl Device {
             .fetch_add(u64::from(cqe.len), Ordering::Relaxed);
         let slot_off =
             uapi::helper_data_offset(self.nr_slots.get()) + cqe.slot as usize * self.slot_size;
-        let h: BlockHeader = self.helper_region.read(slot_off)?;
+        let h: BlockHeader = slots.read(slot_off)?;
         let payload_len = len - uapi::BLOCK_HEADER_LEN;
         let ok = h.magic == uapi::BLOCK_MAGIC
             && h.version == uapi::BLOCK_VERSION
@@ -66,9 +68,9 @@ impl Device {
         data.extend_with(raw_len, 0, GFP_KERNEL)?;
         let payload_off = slot_off + uapi::BLOCK_HEADER_LEN;
         if h.codec == uapi::CODEC_NONE {
-            self.helper_region.copy_out(payload_off, &mut data)?;
+            slots.copy_out(payload_off, &mut data)?;
         } else {
-            let copy_in = |buf: &mut [u8]| self.helper_region.copy_out(payload_off, buf);
+            let copy_in = |buf: &mut [u8]| slots.copy_out(payload_off, buf);
             if let Err(e) = self
                 .shared
                 .codecs

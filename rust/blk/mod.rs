@@ -7,12 +7,14 @@
 //! Everything unsafe about blk-mq lives in this module; the driver above it is safe Rust.
 
 mod disk;
+mod module_ref;
 mod noio;
 mod request;
 mod shrinker;
 pub(crate) mod sysfs;
 
 pub(crate) use disk::{Disk, DiskParams};
+pub(crate) use module_ref::ModuleRef;
 pub(crate) use noio::NoIo;
 pub(crate) use request::{Op, Request, TimedOut};
 pub(crate) use shrinker::{Shrink, Shrinker};

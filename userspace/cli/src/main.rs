@@ -25,6 +25,7 @@ enum Command {
     ImportCloop(cmd::import_cloop::Args),
     Attach(cmd::attach::Args),
     Detach(cmd::detach::Args),
+    Recover(cmd::recover::Args),
     Status(cmd::status::Args),
 }
 
@@ -46,6 +47,7 @@ fn main() {
         Command::ImportCloop(a) => cmd::import_cloop::run(a),
         Command::Attach(a) => cmd::attach::run(a),
         Command::Detach(a) => cmd::detach::run(a),
+        Command::Recover(a) => cmd::recover::run(a),
         Command::Status(a) => cmd::status::run(a),
     };
     match result {

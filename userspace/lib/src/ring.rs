@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use crate::uapi::{
-    self, AddDevice, Cqe, DeviceId, DeviceList, HelperHeader, KernelHeader, Sqe, Wait,
+    self, AddDevice, Cqe, DeviceId, DeviceList, HelperHeader, KernelHeader, RecoverDevice, Sqe,
+    Wait,
 };
 use crate::{Error, Result};
 
@@ -131,7 +132,20 @@ pub struct Added {
     pub index_sha256: String,
 }
 
-/// A device's ring; dropping it closes the control file, which removes the device.
+/// Settings of a new device; 0 takes the module's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddOptions {
+    /// Ring slots (the module's `max_inflight` by default and at most).
+    pub nr_slots: u32,
+    pub io_timeout_ms: u32,
+    /// How long reads that miss wait for a new helper once this one is gone.
+    pub recovery_timeout_ms: u32,
+    /// Remove the device when this helper exits, instead of waiting for `recover`.
+    pub remove_on_close: bool,
+}
+
+/// A device's ring; dropping it closes the control file, and the device waits for a new
+/// helper (or goes, if it was added with `remove_on_close`).
 pub struct Ring {
     control: Control,
     kernel: Mapping,
@@ -144,17 +158,20 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// Creates a device from a raw index and maps its ring. `nr_slots` and `io_timeout_ms`
-    /// of 0 take the module's defaults (`max_inflight`, `io_timeout_ms`).
-    pub fn add(index: &[u8], nr_slots: u32, io_timeout_ms: u32, url: &str) -> Result<Ring> {
+    /// Creates a device from a raw index and maps its ring.
+    pub fn add(index: &[u8], o: AddOptions, url: &str) -> Result<Ring> {
         let control = Control::open()?;
         // SAFETY: AddDevice is plain data; all-zero is valid.
         let mut req: AddDevice = unsafe { std::mem::zeroed() };
         req.abi_version = uapi::ABI_VERSION;
         req.index_addr = index.as_ptr() as u64;
         req.index_len = index.len() as u64;
-        req.nr_slots = nr_slots;
-        req.io_timeout_ms = io_timeout_ms;
+        req.nr_slots = o.nr_slots;
+        req.io_timeout_ms = o.io_timeout_ms;
+        req.recovery_timeout_ms = o.recovery_timeout_ms;
+        if o.remove_on_close {
+            req.flags |= uapi::ADD_REMOVE_ON_CLOSE;
+        }
         let u = url.as_bytes();
         let n = u.len().min(uapi::URL_LEN - 1);
         req.url[..n].copy_from_slice(&u[..n]);
@@ -163,29 +180,78 @@ impl Ring {
             &mut req,
             "add device; dmesg tells why on EINVAL",
         )?;
+        let added = Added {
+            dev_id: req.dev_id,
+            index_sha256: hex::encode(req.index_sha256),
+        };
+        // The kernel may grant fewer slots than asked (its `max_inflight`).
+        Self::map(
+            control,
+            added,
+            req.nr_slots,
+            req.slot_size,
+            req.kernel_region_len,
+            req.helper_region_len,
+        )
+    }
+
+    /// Takes over device `dev_id`, whose helper is gone, serving the index with SHA-256
+    /// `index_sha256` (the kernel refuses any other), and maps its new ring. Fetches that were
+    /// in flight come again as submissions on the new ring.
+    pub fn recover(dev_id: u32, index_sha256: [u8; 32]) -> Result<Ring> {
+        let control = Control::open()?;
+        let mut req = RecoverDevice {
+            abi_version: uapi::ABI_VERSION,
+            dev_id,
+            index_sha256,
+            ..Default::default()
+        };
+        control.ioctl(
+            uapi::IOC_RECOVER,
+            &mut req,
+            "recover device (EBUSY: a helper owns it; EINVAL: another index, see dmesg)",
+        )?;
+        let added = Added {
+            dev_id,
+            index_sha256: hex::encode(index_sha256),
+        };
+        Self::map(
+            control,
+            added,
+            req.nr_slots,
+            req.slot_size,
+            req.kernel_region_len,
+            req.helper_region_len,
+        )
+    }
+
+    fn map(
+        control: Control,
+        added: Added,
+        nr_slots: u32,
+        slot_size: u32,
+        kernel_len: u64,
+        helper_len: u64,
+    ) -> Result<Ring> {
         let kernel = Mapping::new(
             &control.file,
             uapi::KERNEL_REGION_OFFSET,
-            req.kernel_region_len as usize,
+            kernel_len as usize,
             false,
         )?;
         let helper = Mapping::new(
             &control.file,
             uapi::HELPER_REGION_OFFSET,
-            req.helper_region_len as usize,
+            helper_len as usize,
             true,
         )?;
         Ok(Ring {
             control,
             kernel,
             helper,
-            // The kernel may grant fewer slots than asked (its `max_inflight`).
-            nr_slots: req.nr_slots,
-            slot_size: req.slot_size as usize,
-            added: Added {
-                dev_id: req.dev_id,
-                index_sha256: hex::encode(req.index_sha256),
-            },
+            nr_slots,
+            slot_size: slot_size as usize,
+            added,
             cq: Mutex::new(()),
         })
     }
@@ -197,7 +263,7 @@ impl Ring {
     }
 
     /// Blocks until the submission tail moves past `seen`; returns the new tail, or `None`
-    /// once the device is gone.
+    /// once the device is gone or another helper took it over.
     pub fn wait(&self, seen: u32) -> Result<Option<u32>> {
         loop {
             let mut w = Wait { seen, tail: 0 };
@@ -206,7 +272,9 @@ impl Ring {
                 Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINTR) => {
                     continue
                 }
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => {
+                Err(Error::Io { source, .. })
+                    if matches!(source.raw_os_error(), Some(libc::ENODEV | libc::ESTALE)) =>
+                {
                     return Ok(None)
                 }
                 Err(e) => return Err(e),
@@ -267,7 +335,11 @@ impl Ring {
             .control
             .ioctl(uapi::IOC_COMMIT, std::ptr::null_mut::<u8>(), "commit")
         {
-            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            Err(Error::Io { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::ENODEV | libc::ESTALE)) =>
+            {
+                Ok(())
+            }
             r => r,
         }
     }

@@ -1,4 +1,5 @@
-//! `httpblk attach URL...`: create /dev/httpblkN and serve its fetch ring.
+//! `httpblk attach URL...`: create /dev/httpblkN and serve its fetch ring. `recover` runs the
+//! same helper for an existing device whose helper is gone (`serve` with a device number).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -12,12 +13,12 @@ use std::time::Duration;
 use httpblk_core::helper::{Helper, Source};
 use httpblk_core::location::Location;
 use httpblk_core::mirrors::Mirrors;
-use httpblk_core::ring::Ring;
+use httpblk_core::ring::{AddOptions, Ring};
 
 use super::state::{self, DeviceState};
 
 /// Attach an image as a read-only block device, fetched lazily over HTTP.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// http://HOST[:PORT]/PATH/NAME.hbi, one per mirror of the image (all must serve the
     /// same index); a host name stands for all its addresses. Or one local index file.
@@ -46,12 +47,65 @@ pub struct Args {
     /// [default: the module's io_timeout_ms parameter].
     #[arg(long, value_parser = clap::value_parser!(u32).range(100..=600_000))]
     io_timeout_ms: Option<u32>,
+    /// When this helper dies, reads that miss the cache wait this long for `httpblk recover`
+    /// before failing, 100 to 3600000 [default: the module's recovery_timeout_ms parameter].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=3_600_000))]
+    recovery_timeout_ms: Option<u32>,
+    /// Remove the device when this helper exits, instead of keeping it for `httpblk recover`.
+    #[arg(long)]
+    remove_on_exit: bool,
+}
+
+impl Args {
+    /// The attach command line as recorded for `recover`: the arguments as given, without
+    /// `--foreground`.
+    fn recorded(&self) -> Vec<String> {
+        std::env::args()
+            .skip(2)
+            .filter(|a| a != "--foreground")
+            .collect()
+    }
+
+    /// Replaces the image URLs (a recovering helper may be given new ones).
+    pub fn set_urls(&mut self, urls: Vec<String>) {
+        self.urls = urls;
+    }
+
+    pub fn set_foreground(&mut self) {
+        self.foreground = true;
+    }
+}
+
+/// Locks the helper in memory and out of the OOM killer's reach, and marks it as a task that
+/// writeback may depend on: reads of its own device (a root file system, swap on it) must
+/// never wait for memory that only those reads could free. Best effort, each step logged.
+fn harden() {
+    // SAFETY: plain syscalls on the calling process.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        tracing::warn!("mlockall: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; PR_SET_IO_FLUSHER takes 1 and no other argument.
+    if unsafe { libc::prctl(libc::PR_SET_IO_FLUSHER, 1, 0, 0, 0) } != 0 {
+        tracing::warn!("PR_SET_IO_FLUSHER: {}", std::io::Error::last_os_error());
+    }
+    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-1000") {
+        tracing::warn!("oom_score_adj: {e}");
+    }
 }
 
 pub fn run(a: Args) -> Result<i32> {
     if !a.foreground {
-        return run_in_background();
+        let mut args: Vec<String> = std::env::args().skip(1).collect();
+        args.push("--foreground".into());
+        return run_in_background(args);
     }
+    serve(a, None)
+}
+
+/// Runs the helper: adds a device for the image (`recover` = `None`) or takes over device
+/// `recover`, whose helper is gone, then serves its ring until the device goes.
+pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
+    harden();
     let rt = super::runtime();
     let pin = a.index_digest.as_deref();
     let (source, index, sha, raw) = if a.urls[0].starts_with("http://") {
@@ -66,13 +120,24 @@ pub fn run(a: Args) -> Result<i32> {
         (Source::Dir(location), index, sha, raw)
     };
     let url = a.urls.join(" ");
-    // The kernel shows one URL (sysfs `url`); `status` lists every mirror.
-    let ring = Ring::add(
-        &raw,
-        a.max_inflight.unwrap_or(0),
-        a.io_timeout_ms.unwrap_or(0),
-        &a.urls[0],
-    )?;
+    let ring = match recover {
+        None => {
+            let o = AddOptions {
+                nr_slots: a.max_inflight.unwrap_or(0),
+                io_timeout_ms: a.io_timeout_ms.unwrap_or(0),
+                recovery_timeout_ms: a.recovery_timeout_ms.unwrap_or(0),
+                remove_on_close: a.remove_on_exit,
+            };
+            // The kernel shows one URL (sysfs `url`); `status` lists every mirror.
+            Ring::add(&raw, o, &a.urls[0])?
+        }
+        Some(dev_id) => {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&sha, &mut digest).context("index digest")?;
+            Ring::recover(dev_id, digest)
+                .with_context(|| format!("recovering /dev/httpblk{dev_id}"))?
+        }
+    };
     anyhow::ensure!(
         ring.added.index_sha256 == sha,
         "kernel computed another index digest"
@@ -88,7 +153,14 @@ pub fn run(a: Args) -> Result<i32> {
             .name("ring".into())
             .spawn(move || helper.run(handle))?
     };
-    helper.ring.start().context("adding the disk")?;
+    if recover.is_none() {
+        helper.ring.start().context("adding the disk")?;
+    }
+    let attach_args = match recover {
+        // A recovering helper keeps the first helper's record (and its own URLs, if given).
+        Some(_) => DeviceState::read(dev_id).map_or_else(|| a.recorded(), |s| s.attach_args),
+        None => a.recorded(),
+    };
     let st = DeviceState {
         dev_id,
         url: url.clone(),
@@ -96,8 +168,12 @@ pub fn run(a: Args) -> Result<i32> {
         pid: std::process::id(),
         image_size: helper.index.image_size,
         block_size: helper.index.block_size(),
+        attach_args,
     };
     st.write()?;
+    if recover.is_some() {
+        tracing::info!("{dev}: recovered");
+    }
     tracing::info!("{dev}: {} bytes from {url}", st.image_size);
     println!("{dev}");
     if let Source::Mirrors(m) = &helper.source {
@@ -110,36 +186,41 @@ pub fn run(a: Args) -> Result<i32> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let done = tokio::task::spawn_blocking(move || serving.join());
         tokio::select! {
-            _ = term.recv() => tracing::info!("{dev}: SIGTERM, detaching"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("{dev}: interrupted, detaching"),
+            _ = term.recv() => tracing::info!("{dev}: SIGTERM, exiting"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("{dev}: interrupted, exiting"),
             r = done => match r {
-                Ok(Ok(Ok(()))) => tracing::info!("{dev}: removed"),
+                Ok(Ok(Ok(()))) => tracing::info!("{dev}: removed, or taken over by another helper"),
                 Ok(Ok(Err(e))) => tracing::error!("{dev}: ring: {e}"),
                 _ => tracing::error!("{dev}: ring thread failed"),
             },
         }
         anyhow::Ok(())
     })?;
-    state::remove(dev_id);
     state::remove_mirrors(dev_id);
-    // Exiting closes the control file: the kernel fails what is pending and removes the disk.
+    if helper.ring.is_dead() {
+        state::remove(dev_id);
+    }
+    // Exiting closes the control file: the device waits for `recover` (or goes, with
+    // --remove-on-exit); after a detach it is gone already.
     std::process::exit(0);
 }
 
-/// Re-runs this command in the foreground as a detached child, and returns once it printed the
-/// device (or failed).
-fn run_in_background() -> Result<i32> {
+/// Runs `httpblk ARGS` as a detached child, and returns once it printed the device (or
+/// failed). Started from an initramfs, the child is marked as a root storage daemon
+/// (`argv[0]` beginning with '@'), so that systemd leaves it running when it switches root.
+pub fn run_in_background(args: Vec<String>) -> Result<i32> {
     let exe = std::env::current_exe()?;
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    args.push("--foreground".into());
     std::fs::create_dir_all(state::dir()).ok();
     let log_path = state::dir().join(format!("attach-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("create {}", log_path.display()))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
-        Command::new(exe)
-            .args(&args)
+        let mut cmd = Command::new(exe);
+        if std::path::Path::new("/etc/initrd-release").exists() {
+            cmd.arg0("@httpblk");
+        }
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -5,6 +5,7 @@ pub mod cat;
 pub mod create;
 pub mod detach;
 pub mod import_cloop;
+pub mod recover;
 pub mod serve;
 pub mod state;
 pub mod status;

@@ -21,6 +21,10 @@ pub struct DeviceState {
     pub pid: u32,
     pub image_size: u64,
     pub block_size: u64,
+    /// The `attach` arguments (URLs and options), for `recover`. May hold credentials: the
+    /// file is readable by root only.
+    #[serde(default)]
+    pub attach_args: Vec<String>,
 }
 
 fn path(dev_id: u32) -> PathBuf {
@@ -29,8 +33,19 @@ fn path(dev_id: u32) -> PathBuf {
 
 impl DeviceState {
     pub fn write(&self) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(dir())?;
-        std::fs::write(path(self.dev_id), serde_json::to_vec_pretty(self)?)?;
+        // Written whole under a temporary name, then renamed: a reader never sees half.
+        let tmp = dir().join(format!(".httpblk{}.json.tmp", self.dev_id));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, path(self.dev_id))?;
         Ok(())
     }
 
