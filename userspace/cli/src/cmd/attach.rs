@@ -84,8 +84,10 @@ fn harden() {
     if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
         tracing::warn!("mlockall: {}", std::io::Error::last_os_error());
     }
+    // include/uapi/linux/prctl.h (Linux 5.6); the libc crate does not name it.
+    const PR_SET_IO_FLUSHER: libc::c_int = 57;
     // SAFETY: as above; PR_SET_IO_FLUSHER takes 1 and no other argument.
-    if unsafe { libc::prctl(libc::PR_SET_IO_FLUSHER, 1, 0, 0, 0) } != 0 {
+    if unsafe { libc::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) } != 0 {
         tracing::warn!("PR_SET_IO_FLUSHER: {}", std::io::Error::last_os_error());
     }
     if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-1000") {
