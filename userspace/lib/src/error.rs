@@ -1,6 +1,13 @@
 //! The library's error type: each variant says what went wrong in words a user can act on.
+//!
+//! Every message carries its whole cause (`{path}: {source}`), so a log line or a status field
+//! made with `to_string()` says why; the binary's edge prints a chain without repeating what a
+//! message already says.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::FetchError;
 
 /// Errors of the httpblk library.
 #[derive(Debug, thiserror::Error)]
@@ -33,17 +40,52 @@ pub enum Error {
     #[error("bad source: {0}")]
     BadSource(String),
 
-    #[error("{url}: {reason}")]
-    Http { url: String, reason: String },
+    /// An HTTP request failed; `url` has no credentials and no query string.
+    #[error("{url}: {kind}")]
+    Fetch { url: String, kind: FetchError },
 
-    #[error("{url}: not found (HTTP 404)")]
+    /// A file of a local store is missing.
+    #[error("{url}: not found")]
     NotFound { url: String },
+
+    #[error("DNS: {host}: {reason}")]
+    Dns { host: String, reason: String },
 
     #[error("bad cloop image: {0}")]
     BadCloop(String),
 
     #[error("invalid argument: {0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// The file is absent (a local store's missing file, or HTTP 404/410).
+    pub fn is_missing(&self) -> bool {
+        match self {
+            Error::NotFound { .. } => true,
+            Error::Fetch { kind, .. } => kind.is_missing(),
+            _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// Worth trying again: the network or a server failed, not the request or the data.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Fetch { kind, .. } => kind.is_retryable(),
+            Error::Dns { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// What a server's `Retry-After` asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Fetch { kind, .. } => kind.retry_after(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

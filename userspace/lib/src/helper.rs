@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::index::Index;
-use crate::location::Location;
-use crate::mirrors::{Endpoint, Mirrors};
+pub use crate::location::Store as Source;
+use crate::mirrors::Endpoint;
 use crate::ring::Ring;
 use crate::store::{block_rel_path, write_new_file};
 use crate::uapi::{Cqe, Sqe};
@@ -25,14 +25,6 @@ const DIR_ATTEMPTS: u32 = 3;
 /// (pruned once more than `SERVED_MEMORY` blocks are remembered).
 const SERVED_WINDOW: Duration = Duration::from_secs(30);
 const SERVED_MEMORY: usize = 4096;
-
-/// Where block files come from.
-pub enum Source {
-    /// A local store directory (tests, local images).
-    Dir(Location),
-    /// One or more HTTP servers.
-    Mirrors(Arc<Mirrors>),
-}
 
 pub struct Helper {
     pub ring: Ring,
@@ -140,7 +132,7 @@ impl Helper {
                 let ep = m.fetch_into(&rel, slot, rejected).await?;
                 self.remember_served(sqe.block, ep);
             }
-            Source::Dir(loc) => Self::read_dir(loc, &rel, slot)
+            Source::Dir(_) => Self::read_dir(&self.source, &rel, slot)
                 .await
                 .map_err(|e| bad(e.to_string()))?,
         }
@@ -148,7 +140,7 @@ impl Helper {
         Ok(len as u32)
     }
 
-    async fn read_dir(loc: &Location, rel: &str, slot: &mut [u8]) -> Result<()> {
+    async fn read_dir(loc: &Source, rel: &str, slot: &mut [u8]) -> Result<()> {
         let mut last = None;
         for attempt in 0..DIR_ATTEMPTS {
             if attempt > 0 {
@@ -174,7 +166,7 @@ impl Helper {
         let (ep, _) = self.served.lock().unwrap().remove(&block)?;
         tracing::warn!(
             "block {block}: the kernel rejected the copy from {}",
-            ep.addr
+            ep.label()
         );
         Some(ep)
     }

@@ -1,60 +1,145 @@
-//! Where an image lives: a local store directory or an HTTP URL of its index. Both read the
-//! same files by the same relative paths.
+//! Where an image lives, and the one way every command reads it: a local store directory, or
+//! one or more HTTP(S) URLs of its index (mirrors, fetched through `mirrors` and `http` with
+//! their retries, hedging, proxies and TLS). Both read the same files by the same relative
+//! paths.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::digest::sha256_hex;
 use crate::error::IoContext;
-use crate::fetch::HttpClient;
+use crate::http::image_url::is_url;
+use crate::http::Options;
 use crate::index::Index;
+use crate::mirrors::{Endpoint, Mirrors};
 use crate::store::{list_indexes, INDEX_SUFFIX};
 use crate::uapi::MAX_INDEX_LEN;
 use crate::{Error, Result};
 
-/// The image's store: a directory or an HTTP base URL (ending in '/').
-#[derive(Clone)]
+/// An image, as named on the command line.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// `DIR/INDEX_NAME` on local disk.
+    Dir { dir: PathBuf, index_name: String },
+    /// Index URLs of mirrors that serve the same image.
+    Http { urls: Vec<String> },
+}
+
+/// Where block files come from once the image is open.
 pub enum Store {
     Dir(PathBuf),
-    Http { base: String, client: HttpClient },
+    Mirrors(Arc<Mirrors>),
 }
 
-/// One image: its store and the index's path relative to it.
-#[derive(Clone)]
-pub struct Location {
+/// An opened image: its store and its checked index.
+pub struct Opened {
     pub store: Store,
-    pub index_name: String,
+    pub index: Index,
+    /// SHA-256 of the index file (hex).
+    pub index_sha256: String,
+    pub raw: Bytes,
 }
 
-/// Default per-request timeout for userspace reads.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reads a local file of at most `max_len` bytes, refusing anything else (a device, a pipe,
+/// a larger file) before reading it.
+pub fn read_bounded(path: &Path, max_len: usize) -> Result<Vec<u8>> {
+    let f = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound {
+                url: path.display().to_string(),
+            })
+        }
+        r => r.at(path)?,
+    };
+    let meta = f.metadata().at(path)?;
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max_len as u64 {
+        return Err(Error::BadBlockFile(format!(
+            "{}: {} bytes, expected at most {max_len}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // The file may grow meanwhile: never read past the limit.
+    f.take(max_len as u64 + 1).read_to_end(&mut data).at(path)?;
+    if data.len() > max_len {
+        return Err(Error::BadBlockFile(format!(
+            "{}: more than {max_len} bytes",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
+fn index_name_of(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
 
 impl Location {
-    /// Parses `http://HOST/PATH/NAME.hbi`, an index file path, or a store directory that holds
-    /// exactly one index.
-    pub fn parse(arg: &str) -> Result<Location> {
-        Ok(Self::parse_all(arg)?.remove(0))
+    /// Parses the image arguments: one or more http(s):// index URLs (mirrors), an index
+    /// file, or a store directory. A directory with several indexes needs `pin` (the index
+    /// digest) to choose one.
+    pub fn parse(args: &[String], pin: Option<&str>) -> Result<Location> {
+        let Some(first) = args.first() else {
+            return Err(Error::Invalid("no image given".into()));
+        };
+        if args.iter().any(|a| is_url(a)) {
+            if !args.iter().all(|a| is_url(a)) {
+                return Err(Error::Invalid(
+                    "mirrors must all be http:// or https:// URLs".into(),
+                ));
+            }
+            return Ok(Location::Http {
+                urls: args.to_vec(),
+            });
+        }
+        if args.len() > 1 {
+            return Err(Error::Invalid(
+                "several images given: only URLs can be mirrors of one image".into(),
+            ));
+        }
+        let mut all = Self::parse_all(first)?;
+        if all.len() == 1 {
+            return Ok(all.remove(0));
+        }
+        let names: Vec<String> = all.iter().map(|l| l.describe()).collect();
+        let Some(pin) = pin else {
+            return Err(Error::Invalid(format!(
+                "{first} holds {} indexes ({}): name one, or choose by --index-digest",
+                all.len(),
+                names.join(", ")
+            )));
+        };
+        for l in all {
+            if let Location::Dir { dir, index_name } = &l {
+                let raw = read_bounded(&dir.join(index_name), MAX_INDEX_LEN as usize)?;
+                if sha256_hex(&raw).eq_ignore_ascii_case(pin) {
+                    return Ok(l);
+                }
+            }
+        }
+        Err(Error::Invalid(format!(
+            "{first}: none of its indexes ({}) has digest {pin}",
+            names.join(", ")
+        )))
     }
 
-    /// Like `parse`, but a directory yields every index it holds.
+    /// Like `parse` for one argument, but a directory yields every index it holds.
     pub fn parse_all(arg: &str) -> Result<Vec<Location>> {
-        if arg.starts_with("http://") || arg.starts_with("https://") {
-            let (base, name) = arg.rsplit_once('/').unwrap();
-            if !name.ends_with(INDEX_SUFFIX) {
-                return Err(Error::Invalid(format!(
-                    "{arg}: a URL must name the index file (…/NAME{INDEX_SUFFIX})"
-                )));
-            }
-            let client = HttpClient::new(DEFAULT_TIMEOUT);
-            let store = Store::Http {
-                base: format!("{base}/"),
-                client,
-            };
-            return Ok(vec![Location {
-                store,
-                index_name: name.to_string(),
+        if is_url(arg) {
+            return Ok(vec![Location::Http {
+                urls: vec![arg.to_string()],
             }]);
         }
         let path = Path::new(arg);
@@ -67,9 +152,9 @@ impl Location {
             }
             return Ok(found
                 .into_iter()
-                .map(|p| Location {
-                    store: Store::Dir(path.to_path_buf()),
-                    index_name: p.file_name().unwrap().to_string_lossy().into_owned(),
+                .map(|p| Location::Dir {
+                    dir: path.to_path_buf(),
+                    index_name: index_name_of(&p),
                 })
                 .collect());
         }
@@ -77,75 +162,124 @@ impl Location {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::Invalid(format!("{arg}: not a file")))?;
-        Ok(vec![Location {
-            store: Store::Dir(dir.to_path_buf()),
-            index_name: name.to_string_lossy().into_owned(),
+        if path.file_name().is_none() {
+            return Err(Error::Invalid(format!("{arg}: not a file")));
+        }
+        Ok(vec![Location::Dir {
+            dir: dir.to_path_buf(),
+            index_name: index_name_of(path),
         }])
     }
 
-    /// Human-readable name of a file of this store.
-    pub fn describe(&self, rel: &str) -> String {
-        match &self.store {
-            Store::Dir(d) => d.join(rel).display().to_string(),
-            Store::Http { base, .. } => format!("{base}{rel}"),
+    /// The index as it may be shown (URLs without credentials or query).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Dir { dir, index_name } => dir.join(index_name).display().to_string(),
+            Location::Http { urls } => urls
+                .iter()
+                .map(|u| match crate::http::ImageUrl::parse(u) {
+                    Ok(u) => u.redacted(),
+                    Err(_) => "(bad URL)".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
-    /// Reads a file of the store, refusing more than `max_len` bytes.
-    pub async fn get(&self, rel: &str, max_len: usize) -> Result<Bytes> {
-        match &self.store {
-            Store::Dir(d) => {
-                let path = d.join(rel);
-                let data = match tokio::fs::read(&path).await {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(Error::NotFound {
-                            url: path.display().to_string(),
-                        })
+    /// Reads and checks the index (with `pin`, refuses one whose SHA-256 differs); over HTTP,
+    /// from every mirror, which must agree.
+    pub async fn open(&self, pin: Option<&str>, opts: &Options) -> Result<Opened> {
+        match self {
+            Location::Dir { dir, index_name } => {
+                let path = dir.join(index_name);
+                let raw = read_bounded(&path, MAX_INDEX_LEN as usize)?;
+                let actual = sha256_hex(&raw);
+                if let Some(expected) = pin {
+                    if !expected.eq_ignore_ascii_case(&actual) {
+                        return Err(Error::IndexDigestMismatch {
+                            expected: expected.to_lowercase(),
+                            actual,
+                        });
                     }
-                    r => r.at(&path)?,
-                };
-                if data.len() > max_len {
-                    return Err(Error::BadBlockFile(format!(
-                        "{}: {} bytes, expected at most {max_len}",
-                        path.display(),
-                        data.len()
-                    )));
                 }
-                Ok(data.into())
+                Ok(Opened {
+                    store: Store::Dir(dir.clone()),
+                    index: Index::parse(&raw)?,
+                    index_sha256: actual,
+                    raw: raw.into(),
+                })
             }
-            Store::Http { base, client } => client.get(&format!("{base}{rel}"), max_len).await,
+            Location::Http { urls } => {
+                let (m, index, sha, raw) = Mirrors::open(urls, pin, opts).await?;
+                Ok(Opened {
+                    store: Store::Mirrors(m),
+                    index,
+                    index_sha256: sha,
+                    raw,
+                })
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Human-readable name of a file of this store.
+    pub fn describe(&self, rel: &str) -> String {
+        match self {
+            Store::Dir(d) => d.join(rel).display().to_string(),
+            Store::Mirrors(_) => rel.to_string(),
         }
     }
 
     /// Reads a file of the store into `buf`, returning its length; a file longer than `buf` is
-    /// an error. Over HTTP the body goes straight into `buf`.
+    /// an error.
     pub async fn get_into(&self, rel: &str, buf: &mut [u8]) -> Result<usize> {
-        match &self.store {
-            Store::Dir(_) => {
-                let data = self.get(rel, buf.len()).await?;
+        match self {
+            Store::Dir(d) => {
+                let path = d.join(rel);
+                let max = buf.len();
+                let data = tokio::task::spawn_blocking(move || read_bounded(&path, max))
+                    .await
+                    .expect("read task panicked")?;
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
             }
-            Store::Http { base, client } => client.get_into(&format!("{base}{rel}"), buf).await,
+            Store::Mirrors(m) => {
+                m.fetch_into(rel, buf, None).await?;
+                Ok(buf.len())
+            }
         }
     }
 
-    /// Fetches and parses the index; with `pin`, refuses an index whose SHA-256 differs.
-    /// Returns the index and its SHA-256 (hex).
-    pub async fn open(&self, pin: Option<&str>) -> Result<(Index, String, Bytes)> {
-        let raw = self.get(&self.index_name, MAX_INDEX_LEN as usize).await?;
-        let actual = sha256_hex(&raw);
-        if let Some(expected) = pin {
-            if !expected.eq_ignore_ascii_case(&actual) {
-                return Err(Error::IndexDigestMismatch {
-                    expected: expected.to_lowercase(),
-                    actual,
-                });
+    /// Fills `buf` with block file `rel`, which must be exactly that long. Over HTTP,
+    /// `avoid` is a mirror whose copy turned out bad; returns the mirror that served it.
+    pub async fn fetch_into(
+        &self,
+        rel: &str,
+        buf: &mut [u8],
+        avoid: Option<Arc<Endpoint>>,
+    ) -> Result<Option<Arc<Endpoint>>> {
+        match self {
+            Store::Dir(_) => {
+                let n = self.get_into(rel, buf).await?;
+                if n != buf.len() {
+                    return Err(Error::BadBlockFile(format!(
+                        "{}: {n} bytes, the index says {}",
+                        self.describe(rel),
+                        buf.len()
+                    )));
+                }
+                Ok(None)
             }
+            Store::Mirrors(m) => m.fetch_into(rel, buf, avoid).await.map(Some),
         }
-        Ok((Index::parse(&raw)?, actual, raw))
+    }
+
+    /// How many sources a bad copy can be asked again of.
+    pub fn sources(&self) -> usize {
+        match self {
+            Store::Dir(_) => 1,
+            Store::Mirrors(m) => m.report().len(),
+        }
     }
 }

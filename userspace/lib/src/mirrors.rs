@@ -3,9 +3,13 @@
 //!
 //! - Requests go to the live endpoint with the lowest expected time (recent time per request,
 //!   times the requests it already has in flight), so faster servers take more of the load.
-//! - A request that fails (connection, timeout, HTTP error, wrong length) is retried on
-//!   another endpoint; a request slower than the recent 95th percentile is hedged: the same
-//!   block is asked of a second endpoint and the first complete answer wins.
+//! - A request that fails (connection, timeout, 5xx, wrong length) is retried on another
+//!   endpoint, and once every endpoint was tried, on all of them again after a pause that
+//!   doubles (or what `Retry-After` asks), up to `--retries`: a single flaky server is
+//!   retried too. A request slower than the recent 95th percentile is hedged: the same block
+//!   is asked of a second endpoint and the first complete answer wins.
+//! - Behind a proxy (curl's rules, `http::proxy`), a mirror is one endpoint: the proxy
+//!   resolves its name.
 //! - A failed endpoint is marked down and probed in the background (its index must still have
 //!   the image's digest) until it answers again, as DNS-Balance's heartbeat did.
 //! - Names are re-resolved when their answer's TTL expires and when one of their endpoints
@@ -22,15 +26,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::digest::sha256_hex;
-use crate::fetch::HttpClient;
+use crate::http::{Client, Config, FetchError, ImageUrl, Options};
 use crate::index::Index;
 use crate::resolve::Resolver;
-use crate::store::INDEX_SUFFIX;
 use crate::uapi::MAX_INDEX_LEN;
 use crate::{Error, Result};
 
-/// Endpoints asked per block before the request fails.
-const MAX_ATTEMPTS: usize = 4;
+/// The first pause between rounds of retries, doubled each round up to the second.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(3200);
 /// Latency samples kept for the hedging percentile, and the fewest that enable hedging.
 const LATENCY_SAMPLES: usize = 256;
 const MIN_SAMPLES_TO_HEDGE: usize = 16;
@@ -88,27 +92,26 @@ struct EndpointState {
     last_error: String,
 }
 
-/// One address of one mirror.
+/// One address of one mirror (or the mirror itself, behind a proxy).
 pub struct Endpoint {
     mirror: usize,
-    pub addr: SocketAddr,
-    /// `http://ADDR:PORT/PATH/`, to which block paths are appended.
-    base: String,
-    /// The mirror's own host[:port], sent as the Host header.
-    host_header: String,
+    /// The address requests go to; `None` behind a proxy, which resolves the name itself.
+    pub addr: Option<SocketAddr>,
+    /// Its own connection pool, with the mirror's host name pinned to `addr`.
+    client: Client,
     state: Mutex<EndpointState>,
 }
 
 /// One mirror URL, as given.
 struct Mirror {
-    url: String,
-    /// Host name or address literal (without brackets), and port.
-    host: String,
-    port: u16,
-    /// `/PATH/` of the store, and the index file name.
-    path: String,
-    index_name: String,
+    url: ImageUrl,
+    /// The URL as status and logs show it: no credentials, no query.
+    shown: String,
+    /// The host is a name we resolve (not an address literal, not behind a proxy).
     named: bool,
+    /// Requests go through a proxy.
+    proxied: bool,
+    credentials: Option<(String, String)>,
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
     dns: Mutex<DnsState>,
 }
@@ -138,58 +141,30 @@ pub struct EndpointReport {
 
 pub struct Mirrors {
     mirrors: Vec<Mirror>,
-    client: HttpClient,
-    resolver: Option<Resolver>,
+    config: Arc<Config>,
+    resolver: Option<Arc<Resolver>>,
     index_sha256: String,
     /// Recent request times (µs), for the hedging threshold.
     recent: Mutex<VecDeque<u32>>,
 }
 
-/// A parsed mirror URL: host, port, store path and index name.
-fn parse_url(url: &str) -> Result<(String, u16, String, String)> {
-    let bad = |why: &str| Error::Invalid(format!("{url}: {why}"));
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("a mirror must be an http:// URL"))?;
-    let (authority, path) = rest.split_at(rest.find('/').ok_or_else(|| bad("no path"))?);
-    let (dir, name) = path.rsplit_once('/').unwrap();
-    if !name.ends_with(INDEX_SUFFIX) {
-        return Err(bad(&format!(
-            "the URL must name the index file (…/NAME{INDEX_SUFFIX})"
-        )));
-    }
-    let uri: hyper::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
-    let host = uri.host().ok_or_else(|| bad("no host"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    if authority.contains('@') {
-        return Err(bad("user information in the URL is not supported"));
-    }
-    Ok((
-        host,
-        uri.port_u16().unwrap_or(80),
-        format!("{dir}/"),
-        name.to_string(),
-    ))
-}
-
 impl Endpoint {
-    fn new(mirror: usize, m: &Mirror, ip: IpAddr, health: Health) -> Arc<Endpoint> {
-        let addr = SocketAddr::new(ip, m.port);
-        let host_header = if m.port == 80 {
-            m.host.clone()
-        } else if m.host.contains(':') {
-            format!("[{}]:{}", m.host, m.port)
-        } else {
-            format!("{}:{}", m.host, m.port)
-        };
-        Arc::new(Endpoint {
+    /// An endpoint of mirror `mirror` at `ip` (`None`: the mirror's proxy).
+    fn new(
+        mirror: usize,
+        m: &Mirror,
+        ip: Option<IpAddr>,
+        health: Health,
+        config: &Config,
+        resolver: Option<Arc<Resolver>>,
+    ) -> Result<Arc<Endpoint>> {
+        let addr = ip.map(|ip| SocketAddr::new(ip, m.url.port()));
+        let pin = addr.filter(|_| m.named).map(|a| (m.url.bare_host(), a));
+        let client = Client::new(config, pin, m.credentials.clone(), resolver)?;
+        Ok(Arc::new(Endpoint {
             mirror,
             addr,
-            base: format!("http://{addr}{}", m.path),
-            host_header,
+            client,
             state: Mutex::new(EndpointState {
                 health,
                 ewma_us: 0.0,
@@ -204,7 +179,14 @@ impl Endpoint {
                 next_probe: Instant::now(),
                 last_error: String::new(),
             }),
-        })
+        }))
+    }
+
+    /// The address, or "proxy" behind one.
+    pub fn label(&self) -> String {
+        self.addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "proxy".into())
     }
 
     pub fn health(&self) -> Health {
@@ -295,23 +277,35 @@ impl Mirrors {
     pub async fn open(
         urls: &[String],
         pin: Option<&str>,
-        dns_server: Option<SocketAddr>,
-        timeout: Duration,
+        opts: &Options,
+    ) -> Result<(Arc<Mirrors>, Index, String, Bytes)> {
+        Self::open_with(urls, pin, Arc::new(opts.config()?)).await
+    }
+
+    /// `open`, with a configuration already loaded.
+    pub async fn open_with(
+        urls: &[String],
+        pin: Option<&str>,
+        config: Arc<Config>,
     ) -> Result<(Arc<Mirrors>, Index, String, Bytes)> {
         if urls.is_empty() {
             return Err(Error::Invalid("no mirror URL".into()));
         }
         let mut mirrors = Vec::new();
         for url in urls {
-            let (host, port, path, index_name) = parse_url(url)?;
-            let named = host.parse::<IpAddr>().is_err();
+            let url = ImageUrl::parse(url)?;
+            let proxied = config.proxy.for_url(url.base()).is_some();
+            let named = !proxied && url.bare_host().parse::<IpAddr>().is_err();
+            let credentials = url
+                .credentials
+                .clone()
+                .or_else(|| config.netrc_credentials(url.bare_host()));
             mirrors.push(Mirror {
-                url: url.clone(),
-                host,
-                port,
-                path,
-                index_name,
+                shown: url.redacted(),
+                url,
                 named,
+                proxied,
+                credentials,
                 endpoints: Mutex::new(Vec::new()),
                 dns: Mutex::new(DnsState {
                     valid_until: Instant::now(),
@@ -320,59 +314,78 @@ impl Mirrors {
                 }),
             });
         }
-        let resolver = if mirrors.iter().any(|m| m.named) {
-            Some(Resolver::new(dns_server)?)
+        let resolver = if mirrors.iter().any(|m| m.named) || config.dns_server.is_some() {
+            Some(Arc::new(Resolver::new(config.dns_server)?))
         } else {
             None
         };
         let mut set = Mirrors {
             mirrors,
-            client: HttpClient::new(timeout),
+            config,
             resolver,
             index_sha256: String::new(),
             recent: Mutex::new(VecDeque::new()),
         };
         for i in 0..set.mirrors.len() {
             if let Err(e) = set.resolve(i).await {
-                tracing::warn!("mirror {}: {e}", set.mirrors[i].url);
+                tracing::warn!("mirror {}: {e}", set.mirrors[i].shown);
             }
         }
-        // The index from every mirror: all that answer must agree.
+        // The index from every mirror: all that answer must agree. Rounds of retries with
+        // backoff while none has answered (a flaky single server).
         let mut agreed: Option<(String, Bytes, String)> = None;
         let mut last_err = None;
-        for m in &set.mirrors {
-            let endpoints = m.endpoints.lock().unwrap().clone();
-            for ep in endpoints {
-                match set.get_index(&ep).await {
-                    Ok(raw) => {
-                        let sha = sha256_hex(&raw);
-                        if let Some((want, _, from)) = &agreed {
-                            if *want != sha {
-                                return Err(Error::Invalid(format!(
-                                    "mirror {} serves another image than {from}: index sha256 {sha}, not {want}",
-                                    m.url
-                                )));
-                            }
-                        } else {
-                            if let Some(p) = pin {
-                                if !p.eq_ignore_ascii_case(&sha) {
-                                    return Err(Error::IndexDigestMismatch {
-                                        expected: p.to_lowercase(),
-                                        actual: sha,
-                                    });
-                                }
-                            }
-                            agreed = Some((sha, raw, m.url.clone()));
-                        }
-                        ep.state.lock().unwrap().health = Health::Up;
-                        break;
+        let mut round = 0;
+        loop {
+            let mut retryable = false;
+            for m in &set.mirrors {
+                let endpoints = m.endpoints.lock().unwrap().clone();
+                for ep in endpoints {
+                    if ep.health() == Health::Up {
+                        continue;
                     }
-                    Err(e) => {
-                        tracing::warn!("mirror {} at {}: {e}", m.url, ep.addr);
-                        last_err = Some(e);
+                    match set.get_index(&ep).await {
+                        Ok(raw) => {
+                            let sha = sha256_hex(&raw);
+                            if let Some((want, _, from)) = &agreed {
+                                if *want != sha {
+                                    return Err(Error::Invalid(format!(
+                                        "mirror {} serves another image than {from}: index sha256 {sha}, not {want}",
+                                        m.shown
+                                    )));
+                                }
+                            } else {
+                                if let Some(p) = pin {
+                                    if !p.eq_ignore_ascii_case(&sha) {
+                                        return Err(Error::IndexDigestMismatch {
+                                            expected: p.to_lowercase(),
+                                            actual: sha,
+                                        });
+                                    }
+                                }
+                                agreed = Some((sha, raw, m.shown.clone()));
+                            }
+                            ep.state.lock().unwrap().health = Health::Up;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!("mirror {} at {}: {e}", m.shown, ep.label());
+                            retryable |= e.is_retryable();
+                            ep.state.lock().unwrap().last_error = e.to_string();
+                            last_err = Some(e);
+                        }
                     }
                 }
             }
+            if agreed.is_some() || !retryable || round >= set.config.retries {
+                break;
+            }
+            round += 1;
+            tokio::time::sleep(backoff(
+                round,
+                last_err.as_ref().and_then(Error::retry_after),
+            ))
+            .await;
         }
         let Some((sha, raw, _)) = agreed else {
             return Err(
@@ -386,44 +399,74 @@ impl Mirrors {
         Ok((set, index, sha, raw))
     }
 
-    async fn get_index(&self, ep: &Endpoint) -> Result<Bytes> {
-        let m = &self.mirrors[ep.mirror];
-        let url = format!("{}{}", ep.base, m.index_name);
-        self.client
-            .get_at(&url, Some(&ep.host_header), MAX_INDEX_LEN as usize)
-            .await
+    fn fetch_error(url: &url::Url, kind: FetchError) -> Error {
+        Error::Fetch {
+            url: crate::http::image_url::redact(url),
+            kind,
+        }
     }
 
-    /// (Re)computes mirror `i`'s endpoints: its address, or every address of its name. Kept
-    /// endpoints keep their state; new ones start unverified; vanished ones are dropped.
+    async fn get_index(&self, ep: &Endpoint) -> Result<Bytes> {
+        let url = self.mirrors[ep.mirror].url.index()?;
+        ep.client
+            .get(&url, MAX_INDEX_LEN as usize)
+            .await
+            .map_err(|k| Self::fetch_error(&url, k))
+    }
+
+    /// (Re)computes mirror `i`'s endpoints: its address, or every address of its name (one
+    /// endpoint behind a proxy). Kept endpoints keep their state; new ones start unverified;
+    /// vanished ones are dropped.
     async fn resolve(&self, i: usize) -> Result<()> {
         let m = &self.mirrors[i];
         let (addrs, valid_until) = match (&self.resolver, m.named) {
             (Some(r), true) => {
                 m.dns.lock().unwrap().last_try = Instant::now();
-                let a = r.lookup(&m.host).await?;
-                (a.addrs, a.valid_until)
+                let a = r.lookup(m.url.bare_host()).await?;
+                (a.addrs.into_iter().map(Some).collect(), a.valid_until)
             }
-            // An address literal never changes.
+            // An address literal never changes; a proxy resolves the name itself.
             _ => (
-                vec![m.host.parse().unwrap()],
+                vec![m
+                    .url
+                    .bare_host()
+                    .parse::<IpAddr>()
+                    .ok()
+                    .filter(|_| !m.proxied)],
                 Instant::now() + Duration::from_secs(86400 * 365),
             ),
         };
-        let mut eps = m.endpoints.lock().unwrap();
-        let first = eps.is_empty();
-        let before: Vec<SocketAddr> = eps.iter().map(|e| e.addr).collect();
-        eps.retain(|e| addrs.contains(&e.addr.ip()));
-        for ip in &addrs {
-            if !eps.iter().any(|e| e.addr.ip() == *ip) {
-                eps.push(Endpoint::new(i, m, *ip, Health::Unverified));
+        let ip_of = |e: &Endpoint| e.addr.map(|a| a.ip());
+        let mut new = Vec::new();
+        {
+            let eps = m.endpoints.lock().unwrap();
+            for ip in &addrs {
+                if !eps.iter().any(|e| ip_of(e) == *ip) {
+                    new.push(*ip);
+                }
             }
         }
-        let after: Vec<SocketAddr> = eps.iter().map(|e| e.addr).collect();
+        let mut made = Vec::new();
+        for ip in new {
+            made.push(Endpoint::new(
+                i,
+                m,
+                ip,
+                Health::Unverified,
+                &self.config,
+                self.resolver.clone(),
+            )?);
+        }
+        let mut eps = m.endpoints.lock().unwrap();
+        let first = eps.is_empty();
+        let before: Vec<String> = eps.iter().map(|e| e.label()).collect();
+        eps.retain(|e| addrs.contains(&ip_of(e)));
+        eps.extend(made);
+        let after: Vec<String> = eps.iter().map(|e| e.label()).collect();
         if !first && before != after {
             tracing::info!(
                 "mirror {}: addresses now {after:?} (were {before:?})",
-                m.url
+                m.shown
             );
         }
         drop(eps);
@@ -442,7 +485,9 @@ impl Mirrors {
 
     /// The endpoint at `addr`, if some mirror has it.
     pub fn endpoint(&self, addr: SocketAddr) -> Option<Arc<Endpoint>> {
-        self.all_endpoints().into_iter().find(|e| e.addr == addr)
+        self.all_endpoints()
+            .into_iter()
+            .find(|e| e.addr == Some(addr))
     }
 
     /// The best endpoint not in `exclude`: the live one with the lowest score, else (with
@@ -485,19 +530,12 @@ impl Mirrors {
     async fn get_from(&self, ep: &Endpoint, rel: &str, buf: &mut [u8]) -> Result<()> {
         let _busy = InFlight::new(ep);
         let t0 = Instant::now();
-        let url = format!("{}{rel}", ep.base);
-        let r = match self
+        let url = self.mirrors[ep.mirror].url.file(rel)?;
+        let r = ep
             .client
-            .get_into_at(&url, Some(&ep.host_header), buf)
+            .get_exact(&url, buf)
             .await
-        {
-            Ok(n) if n == buf.len() => Ok(()),
-            Ok(n) => Err(Error::Http {
-                url,
-                reason: format!("short body: {n} bytes, the index says {}", buf.len()),
-            }),
-            Err(e) => Err(e),
-        };
+            .map_err(|k| Self::fetch_error(&url, k));
         match &r {
             Ok(()) => {
                 let took = t0.elapsed();
@@ -509,10 +547,13 @@ impl Mirrors {
                 recent.push_back(took.as_micros().min(u32::MAX as u128) as u32);
             }
             Err(e) => {
-                let content = matches!(e, Error::NotFound { .. })
-                    || matches!(e, Error::Http { reason, .. } if reason.starts_with("short body") || reason.starts_with("body longer"));
+                let content = matches!(e, Error::Fetch { kind, .. } if kind.is_content());
                 if ep.failed(e, content) {
-                    tracing::warn!("{} ({}) is down: {e}", self.mirrors[ep.mirror].url, ep.addr);
+                    tracing::warn!(
+                        "{} ({}) is down: {e}",
+                        self.mirrors[ep.mirror].shown,
+                        ep.label()
+                    );
                     self.mirrors[ep.mirror].dns.lock().unwrap().stale = true;
                 }
             }
@@ -546,7 +587,7 @@ impl Mirrors {
             let Some(alt) = self.pick(&busy, false) else {
                 return primary.await.map(|()| ep.clone());
             };
-            tracing::debug!("hedging {rel} on {} after {delay:?}", alt.addr);
+            tracing::debug!("hedging {rel} on {} after {delay:?}", alt.label());
             spare.resize(len, 0);
             let hedge = self.get_from(&alt, rel, &mut spare);
             tokio::pin!(hedge);
@@ -569,8 +610,9 @@ impl Mirrors {
     }
 
     /// Fetches block file `rel` into `slot` (exactly its length) from the best endpoint,
-    /// retrying others; `avoid` is an endpoint whose copy the kernel just rejected (used
-    /// again only if nothing else is left). Returns the endpoint that served it.
+    /// retrying others, then all again after a pause, up to the configured retries;
+    /// `avoid` is an endpoint whose copy the kernel just rejected (used again only if nothing
+    /// else is left). Returns the endpoint that served it.
     pub async fn fetch_into(
         &self,
         rel: &str,
@@ -580,32 +622,41 @@ impl Mirrors {
         if let Some(a) = &avoid {
             a.rejected();
         }
+        // Endpoints tried in this round, and those whose answer no retry will change (404,
+        // 403, a certificate error).
         let mut tried: Vec<Arc<Endpoint>> = avoid.iter().cloned().collect();
-        let mut last_err = None;
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut hopeless: Vec<Arc<Endpoint>> = Vec::new();
+        let mut last_err: Option<Error> = None;
+        let mut round = 0;
+        for _ in 0..=self.config.retries {
             let ep = match self.pick(&tried, true) {
                 Some(ep) => ep,
-                // Everything was tried: once more at the one the kernel rejected, if any.
-                None if attempt == 0 => match &avoid {
-                    Some(a) => a.clone(),
-                    None => break,
-                },
-                None => break,
+                None => {
+                    // Everything was tried: another round, after a pause if something failed.
+                    tried = hopeless.clone();
+                    let Some(ep) = self.pick(&tried, true) else {
+                        break;
+                    };
+                    if let Some(e) = &last_err {
+                        round += 1;
+                        tokio::time::sleep(backoff(round, e.retry_after())).await;
+                    }
+                    ep
+                }
             };
-            if attempt > 0 && ep.health() != Health::Up {
-                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-            }
             let exclude = tried.clone();
             tried.push(ep.clone());
             match self.attempt(&ep, &exclude, rel, slot).await {
                 Ok(served) => return Ok(served),
-                Err(e) => last_err = Some(e),
+                Err(e) => {
+                    if !e.is_retryable() {
+                        hopeless.push(ep);
+                    }
+                    last_err = Some(e);
+                }
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::Http {
-            url: rel.to_string(),
-            reason: "no live mirror".into(),
-        }))
+        Err(last_err.unwrap_or_else(|| Error::Invalid(format!("{rel}: no live mirror"))))
     }
 
     /// Probes down and unverified endpoints and re-resolves names whose answer expired or
@@ -626,7 +677,7 @@ impl Mirrors {
                 };
                 if due {
                     if let Err(e) = me.resolve(i).await {
-                        tracing::warn!("mirror {}: {e}", m.url);
+                        tracing::warn!("mirror {}: {e}", m.shown);
                     }
                 }
             }
@@ -646,7 +697,7 @@ impl Mirrors {
         match r {
             Ok(Ok(raw)) if sha256_hex(&raw) == self.index_sha256 => {
                 if s.health == Health::Down {
-                    tracing::info!("{} ({}) is back", self.mirrors[ep.mirror].url, ep.addr);
+                    tracing::info!("{} ({}) is back", self.mirrors[ep.mirror].shown, ep.label());
                 }
                 s.health = Health::Up;
                 s.consecutive_failures = 0;
@@ -656,8 +707,8 @@ impl Mirrors {
                 s.last_error = format!("serves index sha256 {}", sha256_hex(&raw));
                 tracing::error!(
                     "{} ({}): {}: not used",
-                    self.mirrors[ep.mirror].url,
-                    ep.addr,
+                    self.mirrors[ep.mirror].shown,
+                    ep.label(),
                     s.last_error
                 );
             }
@@ -681,8 +732,8 @@ impl Mirrors {
             .map(|e| {
                 let s = e.state.lock().unwrap();
                 EndpointReport {
-                    mirror: self.mirrors[e.mirror].url.clone(),
-                    address: e.addr.to_string(),
+                    mirror: self.mirrors[e.mirror].shown.clone(),
+                    address: e.label(),
                     state: s.health.as_str(),
                     latency_ms: s.ewma_us / 1000.0,
                     inflight: s.inflight,
@@ -696,4 +747,16 @@ impl Mirrors {
             })
             .collect()
     }
+}
+
+/// The pause before retry round `round` (1, 2, ...): doubling from `FIRST_BACKOFF` up to
+/// `MAX_BACKOFF`, give or take a quarter so that many requests do not retry in step, and at
+/// least what a `Retry-After` asked.
+pub fn backoff(round: u32, retry_after: Option<Duration>) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1 << round.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    let nanos = Instant::now().elapsed().subsec_nanos() ^ std::process::id();
+    let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    base.mul_f64(jitter).max(retry_after.unwrap_or_default())
 }

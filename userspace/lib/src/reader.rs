@@ -9,14 +9,16 @@ use futures::stream::{self, StreamExt};
 
 use crate::block;
 use crate::digest::BlockDigest;
+use crate::http::Options;
 use crate::index::Index;
-use crate::location::Location;
+use crate::location::{Location, Store};
 use crate::store::block_rel_path;
 use crate::{Error, Result};
 
 /// An opened image.
 pub struct Reader {
     pub location: Location,
+    pub store: Store,
     pub index: Index,
     /// SHA-256 of the index file.
     pub index_sha256: String,
@@ -58,12 +60,17 @@ impl Buffers {
 }
 
 impl Reader {
-    pub async fn open(location: Location, pin: Option<&str>) -> Result<Arc<Reader>> {
-        let (index, index_sha256, _) = location.open(pin).await?;
+    pub async fn open(
+        location: Location,
+        pin: Option<&str>,
+        opts: &Options,
+    ) -> Result<Arc<Reader>> {
+        let opened = location.open(pin, opts).await?;
         Ok(Arc::new(Reader {
             location,
-            index,
-            index_sha256,
+            store: opened.store,
+            index: opened.index,
+            index_sha256: opened.index_sha256,
             buffers: Buffers::default(),
         }))
     }
@@ -85,27 +92,41 @@ impl Reader {
             reason,
         };
         let mut file = self.buffers.take(stored_len as usize);
-        let len = self
-            .location
-            .get_into(&rel, &mut file)
-            .await
-            .map_err(|e| match e {
-                e @ Error::NotFound { .. } => e,
-                e => bad(e.to_string()),
-            })?;
-        if len != stored_len as usize {
-            return Err(bad(format!("{len} bytes, the index says {stored_len}")));
-        }
-        let checked = block::decode_into(&file, out).and_then(|()| {
-            let got = self.index.hash.digest(out);
-            if got != digest {
-                return Err(Error::BadBlockFile(format!(
-                    "content digest {} does not match its name",
-                    got.hex()
-                )));
+        // A copy that does not decode to its digest is asked of another mirror, if any.
+        let mut avoid = None;
+        let mut tries = self.store.sources().min(3);
+        let checked = loop {
+            let served = match self.store.fetch_into(&rel, &mut file, avoid.take()).await {
+                Ok(served) => served,
+                Err(e) => {
+                    self.buffers.give(file);
+                    // A missing file stays what it is: `verify` reports it as missing.
+                    return Err(if e.is_missing() {
+                        e
+                    } else {
+                        bad(e.to_string())
+                    });
+                }
+            };
+            let checked = block::decode_into(&file, out).and_then(|()| {
+                let got = self.index.hash.digest(out);
+                if got != digest {
+                    return Err(Error::BadBlockFile(format!(
+                        "content digest {} does not match its name",
+                        got.hex()
+                    )));
+                }
+                Ok(())
+            });
+            tries -= 1;
+            match (checked, served) {
+                (Err(e), Some(ep)) if tries > 0 => {
+                    tracing::warn!("{rel} from {}: {e}; asking another mirror", ep.label());
+                    avoid = Some(ep);
+                }
+                (r, _) => break r,
             }
-            Ok(())
-        });
+        };
         self.buffers.give(file);
         checked.map_err(|e| bad(e.to_string()))
     }
@@ -174,7 +195,7 @@ impl Reader {
                     let checked = r.fetch_checked(first, digest, len, &mut out).await;
                     r.buffers.give(out);
                     checked.err().map(|e| Problem {
-                        missing: matches!(e, Error::NotFound { .. }),
+                        missing: e.is_missing(),
                         name: block_rel_path(&digest),
                         reason: e.to_string(),
                         blocks,

@@ -52,17 +52,17 @@ impl Resolver {
 
     /// Every address of `host`.
     pub async fn lookup(&self, host: &str) -> Result<Answer> {
-        let found = self.inner.lookup_ip(host).await.map_err(|e| Error::Http {
-            url: host.to_string(),
-            reason: format!("DNS: {e}"),
+        let found = self.inner.lookup_ip(host).await.map_err(|e| Error::Dns {
+            host: host.to_string(),
+            reason: e.to_string(),
         })?;
         let mut addrs: Vec<IpAddr> = found.iter().collect();
         addrs.sort();
         addrs.dedup();
         if addrs.is_empty() {
-            return Err(Error::Http {
-                url: host.to_string(),
-                reason: "DNS: no A or AAAA record".into(),
+            return Err(Error::Dns {
+                host: host.to_string(),
+                reason: "no A or AAAA record".into(),
             });
         }
         let valid_until = found.valid_until().max(Instant::now() + MIN_TTL);

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,21 +14,19 @@ use httpblk_core::location::Location;
 use httpblk_core::mirrors::Mirrors;
 use httpblk_core::ring::{AddOptions, Ring};
 
+use super::http_args::HttpArgs;
 use super::state::{self, DeviceState};
 
 /// Attach an image as a read-only block device, fetched lazily over HTTP.
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// http://HOST[:PORT]/PATH/NAME.hbi, one per mirror of the image (all must serve the
-    /// same index); a host name stands for all its addresses. Or one local index file.
+    /// http[s]://HOST[:PORT]/PATH/NAME.hbi[?QUERY], one per mirror of the image (all must
+    /// serve the same index); a host name stands for all its addresses. Or one local index
+    /// file.
     #[arg(required = true, num_args = 1..)]
     urls: Vec<String>,
-    /// Ask this DNS server (ADDR:PORT) instead of the system's (/etc/resolv.conf).
-    #[arg(long)]
-    dns_server: Option<SocketAddr>,
-    /// Give up on one HTTP request after this long (it is retried on another mirror).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
-    request_timeout_ms: u64,
+    #[command(flatten)]
+    http: HttpArgs,
     /// Refuse an index whose SHA-256 differs (the image identity printed by `create`).
     #[arg(long)]
     index_digest: Option<String>,
@@ -110,18 +107,11 @@ pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
     harden();
     let rt = super::runtime();
     let pin = a.index_digest.as_deref();
-    let (source, index, sha, raw) = if a.urls[0].starts_with("http://") {
-        let timeout = Duration::from_millis(a.request_timeout_ms);
-        let (m, index, sha, raw) =
-            rt.block_on(Mirrors::open(&a.urls, pin, a.dns_server, timeout))?;
-        (Source::Mirrors(m), index, sha, raw)
-    } else {
-        anyhow::ensure!(a.urls.len() == 1, "mirrors must be http:// URLs");
-        let location = Location::parse(&a.urls[0])?;
-        let (index, sha, raw) = rt.block_on(location.open(pin))?;
-        (Source::Dir(location), index, sha, raw)
-    };
-    let url = a.urls.join(" ");
+    let location = Location::parse(&a.urls, pin)?;
+    let opened = rt.block_on(location.open(pin, &a.http.options()?))?;
+    let (source, index, sha, raw) = (opened.store, opened.index, opened.index_sha256, opened.raw);
+    // What the kernel (sysfs `url`) and `status` show: no credentials, no query string.
+    let url = location.describe();
     let ring = match recover {
         None => {
             let o = AddOptions {
@@ -131,7 +121,7 @@ pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
                 remove_on_close: a.remove_on_exit,
             };
             // The kernel shows one URL (sysfs `url`); `status` lists every mirror.
-            Ring::add(&raw, o, &a.urls[0])?
+            Ring::add(&raw, o, url.split(' ').next().unwrap_or(""))?
         }
         Some(dev_id) => {
             let mut digest = [0u8; 32];

@@ -1,12 +1,13 @@
-//! `httpblk cat URL|DIR`: rebuild the image in userspace.
+//! `httpblk cat URL...|DIR|FILE`: rebuild the image in userspace.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use httpblk_core::location::Location;
 use httpblk_core::reader::Reader;
 
+use super::http_args::HttpArgs;
 use crate::progress;
 
 /// Small blocks are gathered into writes of this size; blocks this large or larger go out
@@ -16,36 +17,109 @@ const OUTPUT_BUFFER: usize = 64 << 10;
 /// Write an image's bytes to a file or standard output.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A store directory with one index, an index file, or http://HOST/PATH/NAME.hbi.
-    location: String,
+    /// http[s]://HOST/PATH/NAME.hbi (several: mirrors of one image), an index file, or a
+    /// store directory (with several indexes, choose one by --index-digest).
+    #[arg(required = true, num_args = 1..)]
+    location: Vec<String>,
     /// Refuse an index whose SHA-256 differs.
     #[arg(long)]
     index_digest: Option<String>,
-    /// Output file (default: standard output).
+    /// Output file (default: standard output). A regular file is written under a temporary
+    /// name and renamed when complete: a failed cat leaves no partial image.
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Blocks fetched concurrently.
-    #[arg(long, default_value_t = 32)]
-    jobs: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: u32,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The output file: a temporary sibling renamed over the target on success, removed on
+/// failure; or, for what is not a regular file (a device, a pipe, /dev/null), the target
+/// itself.
+struct Output {
+    target: PathBuf,
+    temp: Option<PathBuf>,
+}
+
+impl Output {
+    fn create(target: &Path) -> Result<(Output, std::fs::File)> {
+        let special = std::fs::metadata(target).is_ok_and(|m| !m.is_file());
+        if special {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .with_context(|| format!("open {}", target.display()))?;
+            let out = Output {
+                target: target.into(),
+                temp: None,
+            };
+            return Ok((out, f));
+        }
+        let name = target
+            .file_name()
+            .with_context(|| format!("{}: not a file name", target.display()))?;
+        let temp = target.with_file_name(format!(
+            ".{}.partial-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let f =
+            std::fs::File::create(&temp).with_context(|| format!("create {}", temp.display()))?;
+        let out = Output {
+            target: target.into(),
+            temp: Some(temp),
+        };
+        Ok((out, f))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(temp) = self.temp.take() {
+            std::fs::rename(&temp, &self.target).with_context(|| {
+                format!("rename {} to {}", temp.display(), self.target.display())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.temp {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    let pin = a.index_digest.as_deref();
+    let location = Location::parse(&a.location, pin)?;
+    let opts = a.http.options()?;
     super::runtime().block_on(async {
-        let reader = Reader::open(Location::parse(&a.location)?, a.index_digest.as_deref()).await?;
+        let reader = Reader::open(location, pin, &opts).await?;
         let pb = progress::bar(reader.index.image_size, "cat");
-        let mut out: Box<dyn Write> = match &a.output {
-            Some(p) => Box::new(std::io::BufWriter::with_capacity(
-                OUTPUT_BUFFER,
-                std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
-            )),
-            None => Box::new(std::io::BufWriter::with_capacity(
-                OUTPUT_BUFFER,
-                std::io::stdout().lock(),
-            )),
-        };
-        reader
-            .cat(&mut out, a.jobs, &|n| pb.set_position(n))
-            .await?;
+        let jobs = a.jobs as usize;
+        match &a.output {
+            Some(p) => {
+                let (output, file) = Output::create(p)?;
+                let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
+                reader.cat(&mut out, jobs, &|n| pb.set_position(n)).await?;
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                if output.temp.is_some() {
+                    file.sync_all()
+                        .with_context(|| format!("sync {}", p.display()))?;
+                }
+                drop(file);
+                output.finish()?;
+            }
+            None => {
+                let mut out =
+                    std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+                reader.cat(&mut out, jobs, &|n| pb.set_position(n)).await?;
+                out.flush()?;
+            }
+        }
         pb.finish_and_clear();
         Ok(0)
     })

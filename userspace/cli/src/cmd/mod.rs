@@ -4,6 +4,7 @@ pub mod attach;
 pub mod cat;
 pub mod create;
 pub mod detach;
+pub mod http_args;
 pub mod import_cloop;
 pub mod recover;
 pub mod serve;

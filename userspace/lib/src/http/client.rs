@@ -1,0 +1,217 @@
+//! One HTTP client (reqwest over hyper and rustls) per mirror address: its own pool of
+//! keep-alive connections (HTTP/2 when the server offers it by ALPN, many requests on one
+//! connection; HTTP/1.1 otherwise), the mirror's host name pinned to that address, proxies by
+//! curl's rules, redirects followed up to a bound, credentials and extra headers on every
+//! request, and bodies bounded by what the index says (a lying server cannot make us
+//! allocate). The timeout bounds connecting, waiting for the response head, and each stall of
+//! a body; a body that keeps arriving on a slow link is not cut off.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_LENGTH, RETRY_AFTER};
+use reqwest::redirect;
+use url::Url;
+
+use super::error::FetchError;
+use super::image_url::redact;
+use super::options::Config;
+use crate::resolve::Resolver;
+
+/// Redirects followed per request, as curl's default `--max-redirs` is generous but finite.
+pub const MAX_REDIRECTS: usize = 10;
+/// Longest `Retry-After` obeyed; a server asking for more gets this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// HTTP/2 flow-control windows: a whole 4 MiB block per stream without waiting for window
+/// updates, and many blocks in flight per connection.
+const H2_STREAM_WINDOW: u32 = 4 << 20;
+const H2_CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// Why a redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedirectError {
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooMany,
+    #[error("redirect loop back to {0}")]
+    Loop(String),
+}
+
+fn redirect_policy() -> redirect::Policy {
+    redirect::Policy::custom(|attempt| {
+        if attempt.previous().iter().any(|u| u == attempt.url()) {
+            let url = redact(attempt.url());
+            return attempt.error(RedirectError::Loop(url));
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(RedirectError::TooMany);
+        }
+        tracing::debug!("{} redirect to {}", attempt.status(), redact(attempt.url()));
+        attempt.follow()
+    })
+}
+
+/// Names that are not pinned (redirect targets, proxies) resolve through our resolver, so
+/// `--dns-server` holds for them too.
+struct Dns(Arc<Resolver>);
+
+impl reqwest::dns::Resolve for Dns {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let r = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let a = r.lookup(&host).await?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(a.addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
+/// A client for one address of one mirror.
+#[derive(Clone)]
+pub struct Client {
+    inner: reqwest::Client,
+    credentials: Option<(String, String)>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client whose requests to `pin.0` go to address `pin.1` (other hosts, reached by a
+    /// redirect, resolve normally). `credentials` go as Basic authorization (and are dropped
+    /// on a redirect to another host).
+    pub fn new(
+        config: &Config,
+        pin: Option<(&str, SocketAddr)>,
+        credentials: Option<(String, String)>,
+        resolver: Option<Arc<Resolver>>,
+    ) -> crate::Result<Client> {
+        let rules = config.proxy.clone();
+        let mut b = reqwest::Client::builder()
+            .tls_backend_preconfigured(config.tls.clone())
+            .user_agent(concat!("httpblk/", env!("CARGO_PKG_VERSION")))
+            .default_headers(config.headers.clone())
+            .redirect(redirect_policy())
+            .no_proxy()
+            .proxy(reqwest::Proxy::custom(move |u| rules.for_url(u).cloned()))
+            .connect_timeout(config.timeout)
+            .read_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .http2_initial_stream_window_size(H2_STREAM_WINDOW)
+            .http2_initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .referer(false);
+        if config.http1_only {
+            b = b.http1_only();
+        }
+        if let Some((host, addr)) = pin {
+            b = b.resolve(host, addr);
+        }
+        if let Some(r) = resolver {
+            b = b.dns_resolver(Arc::new(Dns(r)));
+        }
+        let inner = b.build().map_err(|e| {
+            crate::Error::Invalid(format!("HTTP client: {}", super::error::chain(&e)))
+        })?;
+        Ok(Client {
+            inner,
+            credentials,
+            timeout: config.timeout,
+        })
+    }
+
+    fn err(&self, e: reqwest::Error) -> FetchError {
+        FetchError::from_reqwest(e, self.timeout)
+    }
+
+    /// GETs `url`; anything but 200 is an error.
+    async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.inner.get(url.clone());
+        if let Some((user, pass)) = &self.credentials {
+            req = req.basic_auth(user, Some(pass));
+        }
+        // reqwest's read timeout covers the wait for the head too; this bounds the whole
+        // exchange up to the head in case a proxy or a redirect chain drags on.
+        let resp = tokio::time::timeout(self.timeout * 2, req.send())
+            .await
+            .map_err(|_| FetchError::Timeout {
+                what: "the response",
+                after: self.timeout * 2,
+            })?
+            .map_err(|e| self.err(e))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                retry_after,
+            });
+        }
+        Ok(resp)
+    }
+
+    fn declared_len(resp: &reqwest::Response) -> Option<u64> {
+        resp.headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok())
+    }
+
+    /// Fetches `url` into `buf`, which it must fill exactly.
+    pub async fn get_exact(&self, url: &Url, buf: &mut [u8]) -> Result<(), FetchError> {
+        let want = buf.len() as u64;
+        let mut resp = self.send(url).await?;
+        match Self::declared_len(&resp) {
+            Some(n) if n > want => return Err(FetchError::TooLong { limit: want }),
+            Some(n) if n < want => return Err(FetchError::ShortBody { got: n, want }),
+            _ => {}
+        }
+        let mut n = 0usize;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.err(e))? {
+            if chunk.len() > buf.len() - n {
+                return Err(FetchError::TooLong { limit: want });
+            }
+            buf[n..n + chunk.len()].copy_from_slice(&chunk);
+            n += chunk.len();
+        }
+        if n != buf.len() {
+            return Err(FetchError::ShortBody {
+                got: n as u64,
+                want,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fetches `url` whole, refusing bodies over `max_len` bytes.
+    pub async fn get(&self, url: &Url, max_len: usize) -> Result<Bytes, FetchError> {
+        let limit = max_len as u64;
+        let mut resp = self.send(url).await?;
+        let declared = Self::declared_len(&resp);
+        if declared.is_some_and(|n| n > limit) {
+            return Err(FetchError::TooLong { limit });
+        }
+        let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.err(e))? {
+            if chunk.len() > max_len - out.len() {
+                return Err(FetchError::TooLong { limit });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        if let Some(n) = declared.filter(|&n| n != out.len() as u64) {
+            return Err(FetchError::ShortBody {
+                got: out.len() as u64,
+                want: n,
+            });
+        }
+        Ok(out.into())
+    }
+}

@@ -1,0 +1,51 @@
+//! TLS for https:// mirrors: rustls with the system's CA roots (`/etc/ssl/certs`, or
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR` when set) plus the certificates of `--ca-cert FILE`, ALPN
+//! offering HTTP/2 then HTTP/1.1.
+//!
+//! Crypto provider: *ring*. Measured on this project's 2-core build machine (performance.md,
+//! "TLS provider"): aws-lc-rs made the binary larger, its build needs a C toolchain run of
+//! minutes, and `cat` over HTTPS was no faster, since AES-GCM and ChaCha20 run at memory speed
+//! with either and the handshake cost is paid once per connection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::{Error, Result};
+
+/// The rustls configuration every client shares.
+pub fn client_config(ca_cert: Option<&Path>) -> Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!("system CA certificates: {e}");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!("{added} system CA certificates");
+    if let Some(path) = ca_cert {
+        let bad = |why: String| Error::Invalid(format!("--ca-cert {}: {why}", path.display()));
+        let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in the file".into()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| bad(format!("unusable certificate: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Invalid(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
