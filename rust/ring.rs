@@ -257,16 +257,31 @@ impl Device {
     }
 
     /// The helper owning ring `r` is gone: the device keeps its fetches and kept reads and
-    /// waits for a new helper (see `read` for how long reads wait).
+    /// waits for a new helper (see `read` for how long reads wait). Its claims in the pending
+    /// table are released, so other devices waiting on its fetches fetch for themselves.
     pub(crate) fn orphan(&self, r: &Arc<Regions>) {
-        let mut st = self.state.lock();
-        if self.is_dead() || !st.ring.is(r) {
-            return;
+        let mut released = KVec::new();
+        let waiting = {
+            let mut st = self.state.lock();
+            if self.is_dead() || !st.ring.is(r) {
+                return;
+            }
+            st.ring.regions = None;
+            st.ring.orphaned_since = Some(clock::jiffies());
+            for f in st.fetches.values_mut() {
+                // A claim that cannot be noted for release stays: its joiners stop waiting
+                // on it after half their I/O timeout anyway.
+                if f.claimed && released.push(f.key, GFP_KERNEL).is_ok() {
+                    f.claimed = false;
+                }
+            }
+            st.waiting.iter().count()
+        };
+        for key in &released {
+            for j in self.shared.pending.release(key) {
+                j.device.joined_fetch_ended(j.block);
+            }
         }
-        st.ring.regions = None;
-        st.ring.orphaned_since = Some(clock::jiffies());
-        let waiting = st.waiting.iter().count();
-        drop(st);
         pr_info!(
             "httpblk{}: helper gone; {} reads wait up to {} ms for a new one (httpblk recover)\n",
             self.id,

@@ -27,19 +27,6 @@ test_server_down_gives_eio_within_timeout() {
     expect_eio_within 20 "$dev" 4k 4000
 }
 
-test_helper_sigkill() {
-    insmod "$KO"
-    serve "$W/st" 8080
-    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 20000)
-    ( /usr/bin/python3 "$PWD/randcheck.py" "$dev" "$W/raw.img" 200 8 >/dev/null 2>&1 & )
-    sleep 1
-    pkill -9 -f "httpblk attach" || fail "no helper to kill"
-    sleep 3
-    [ ! -b "$dev" ] || fail "$dev still present after its helper died"
-    no_stuck_tasks
-    rmmod httpblk || fail "rmmod after helper death"
-}
-
 test_rmmod_refused_while_attached() {
     insmod "$KO"
     serve "$W/st" 8080

@@ -23,7 +23,7 @@ pub struct DeviceState {
     pub block_size: u64,
     /// The `attach` arguments (URLs and options), for `recover`. May hold credentials: the
     /// file is readable by root only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach_args: Vec<String>,
 }
 

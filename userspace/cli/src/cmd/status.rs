@@ -63,7 +63,11 @@ pub fn run(a: Args) -> Result<i32> {
         .iter()
         .map(|&id| Row {
             device: format!("/dev/httpblk{id}"),
-            state: DeviceState::read(id),
+            // The recorded attach arguments may hold credentials: never shown.
+            state: DeviceState::read(id).map(|mut s| {
+                s.attach_args.clear();
+                s
+            }),
             kernel: kernel_stats(id),
             mirrors: state::read_mirrors(id),
         })
@@ -91,6 +95,16 @@ pub fn run(a: Args) -> Result<i32> {
         let k = &r.kernel;
         if k.is_empty() {
             continue;
+        }
+        match k.get("helper").and_then(|v| v.as_str()) {
+            Some("attached") | None => {}
+            Some(h) => println!(
+                "  helper: {h} for {:.1} s, {} reads waiting (recovery timeout {} ms; httpblk recover {})",
+                num(k, "orphaned_ms") as f64 / 1000.0,
+                num(k, "waiting_reads"),
+                num(k, "recovery_timeout_ms"),
+                r.device
+            ),
         }
         let (hits, misses) = (num(k, "cache_hits"), num(k, "cache_misses"));
         println!(
