@@ -5,8 +5,56 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The binary, with none of the caller's proxy, CA or netrc settings: each test sets what
+/// it means to test.
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_httpblk"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_httpblk"));
+    for v in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NETRC",
+        "HTTPBLK_LOG",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A tool from PATH or /usr/sbin, if installed.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/bin", "/usr/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+/// Runs `httpblk create SRC STORE ARGS...`; returns the index sha256.
+pub fn create(src: &Path, store: &Path, args: &[&str]) -> String {
+    let out = run_ok(
+        bin()
+            .args(["create", src.to_str().unwrap(), store.to_str().unwrap()])
+            .args(args),
+    );
+    out.lines()
+        .find(|l| l.starts_with("index sha256"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string()
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn run_ok(cmd: &mut Command) -> String {

@@ -24,6 +24,12 @@ pub fn encode(codec: Codec, raw: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The largest block file a block of `block_size` bytes can have (a block that does not
+/// shrink is stored uncompressed).
+pub fn max_file_len(block_size: usize) -> usize {
+    BLOCK_HEADER_LEN + block_size
+}
+
 /// A parsed block header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {

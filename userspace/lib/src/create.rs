@@ -13,7 +13,8 @@ use crate::codec::Codec;
 use crate::digest::{sha256_hex, BlockDigest, HashAlg};
 use crate::error::IoContext;
 use crate::index::{block_count, Entry, Index};
-use crate::store::{block_rel_path, replace_file, write_new_file, INDEX_SUFFIX};
+use crate::location::read_bounded;
+use crate::store::{block_rel_path, commit, replace_file, stage, sync_fs, INDEX_SUFFIX};
 use crate::uapi::{MAX_BLOCKS, MAX_BLOCK_SHIFT, MIN_BLOCK_SHIFT};
 use crate::{Error, Result};
 
@@ -24,6 +25,23 @@ pub struct Options {
     pub hash: HashAlg,
     /// Index name: the index is written to `OUTDIR/NAME.hbi`.
     pub name: String,
+}
+
+/// Checks an index name: the index is written to `OUTDIR/NAME.hbi`, so a name must not leave
+/// the directory or hide in it.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.starts_with('.')
+        || name.contains(['/', '\\', '\0'])
+    {
+        return Err(Error::Invalid(format!(
+            "index name '{}' must be a plain file name: not empty, no '/', not starting with '.'",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 impl Options {
@@ -49,6 +67,8 @@ pub struct Stats {
     pub zero: u64,
     /// Unique blocks that the store already held.
     pub already_stored: u64,
+    /// Block files the store held damaged (wrong length or header) and that were rewritten.
+    pub repaired: u64,
     pub bytes_in: u64,
     /// Raw bytes of the unique blocks.
     pub unique_raw_bytes: u64,
@@ -77,6 +97,35 @@ pub struct Created {
     /// SHA-256 of the index file: the image identity a client pins.
     pub index_sha256: String,
     pub stats: Stats,
+}
+
+/// What became of one unique block's file.
+enum Outcome {
+    /// The store had it, intact.
+    Kept,
+    New(crate::store::Staged),
+    /// The store had it damaged; this replaces it.
+    Repaired(crate::store::Staged),
+}
+
+/// The stored length of the block file at `path` if it is there and fits a block of
+/// `raw_len` bytes (length in range, header intact and for that length); `None` if absent;
+/// the reason if damaged.
+fn existing_block(path: &Path, raw_len: usize, block_size: usize) -> Result<Option<u32>, String> {
+    let max = block::max_file_len(block_size);
+    let file = match read_bounded(path, max) {
+        Ok(f) => f,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let h = block::parse_header(&file).map_err(|e| e.to_string())?;
+    if h.raw_len as usize != raw_len {
+        return Err(format!(
+            "header says {} bytes, the block has {raw_len}",
+            h.raw_len
+        ));
+    }
+    Ok(Some(file.len() as u32))
 }
 
 /// Blocks read and processed together; bounds memory to two batches in flight.
@@ -127,6 +176,7 @@ pub fn create_from(
     opts: &Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Created> {
+    check_name(&opts.name)?;
     let bs = 1usize << opts.block_shift;
     let count = block_count(image_size, opts.block_shift);
     if count > MAX_BLOCKS {
@@ -191,34 +241,50 @@ pub fn create_from(
                 Some(_) => {}
             }
         }
-        let written: Vec<Result<(usize, u32, bool)>> = todo
+        // Existing block files are used only when their length and header fit this block;
+        // a damaged one (truncated, emptied by a crash) is written again, atomically.
+        let written: Vec<Result<(usize, u32, Outcome)>> = todo
             .par_iter()
             .map(|&i| {
                 let d = digests[i].as_ref().unwrap();
                 let path = outdir.join(block_rel_path(d));
-                if let Ok(meta) = std::fs::metadata(&path) {
-                    return Ok((i, meta.len() as u32, false));
-                }
-                let file = block::encode(opts.codec, chunks[i])?;
-                let wrote = write_new_file(&path, &file)?;
-                let len = if wrote {
-                    file.len() as u64
-                } else {
-                    std::fs::metadata(&path).at(&path)?.len()
+                let repair = match existing_block(&path, chunks[i].len(), bs) {
+                    Ok(Some(len)) => return Ok((i, len, Outcome::Kept)),
+                    Ok(None) => false,
+                    Err(why) => {
+                        tracing::warn!("{}: {why}: writing it again", path.display());
+                        true
+                    }
                 };
-                Ok((i, len as u32, wrote))
+                let file = block::encode(opts.codec, chunks[i])?;
+                let staged = stage(&path, &file)?;
+                let outcome = if repair {
+                    Outcome::Repaired(staged)
+                } else {
+                    Outcome::New(staged)
+                };
+                Ok((i, file.len() as u32, outcome))
             })
             .collect();
+        let mut staged = Vec::new();
         for w in written {
-            let (i, len, wrote) = w?;
+            let (i, len, outcome) = w?;
             known.insert(digests[i].unwrap(), len);
             stats.unique_stored_bytes += len as u64;
-            if wrote {
-                stats.bytes_written += len as u64;
-            } else {
-                stats.already_stored += 1;
+            match outcome {
+                Outcome::Kept => stats.already_stored += 1,
+                Outcome::New(s) => {
+                    stats.bytes_written += len as u64;
+                    staged.push(s);
+                }
+                Outcome::Repaired(s) => {
+                    stats.bytes_written += len as u64;
+                    stats.repaired += 1;
+                    staged.push(s);
+                }
             }
         }
+        commit(outdir, staged)?;
         for d in &digests {
             entries.push(match d {
                 None => Entry {
@@ -248,6 +314,8 @@ pub fn create_from(
     let bytes = index.to_bytes();
     let index_path = outdir.join(format!("{}{INDEX_SUFFIX}", opts.name));
     replace_file(&index_path, &bytes)?;
+    // The renames of this run's block files, durable with the index.
+    sync_fs(outdir)?;
     Ok(Created {
         index_sha256: sha256_hex(&bytes),
         index,

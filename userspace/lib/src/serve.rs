@@ -1,6 +1,10 @@
 //! A static HTTP/1.1 file server for a store directory: keep-alive, GET and HEAD, single byte
 //! ranges, 404 for a missing file. Enough to try httpblk with nothing else installed; nginx, a
 //! CDN or a bucket serving the same directory work the same.
+//!
+//! A connection that sends no complete request head within `HEADER_TIMEOUT` (a new one, or an
+//! idle keep-alive one) is closed, and running out of file descriptors pauses accepting
+//! instead of ending the server.
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
@@ -9,14 +13,16 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_RANGES, ALLOW, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use http::header::{
+    ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 
@@ -25,16 +31,45 @@ type Body = BoxBody<Bytes, std::io::Error>;
 /// Bodies up to this size are read in one go; larger ones are streamed in chunks of it.
 const CHUNK: u64 = 1 << 20;
 
+/// How long a connection may take to send a request head, and stay idle between requests.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long accepting pauses when the process is out of file descriptors (or memory).
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serves `root` on `listener` until the task is dropped.
 pub async fn serve(root: PathBuf, listener: TcpListener) -> std::io::Result<()> {
+    serve_with(root, listener, HEADER_TIMEOUT).await
+}
+
+/// `serve`, closing connections without a request head for `header_timeout`.
+pub async fn serve_with(
+    root: PathBuf,
+    listener: TcpListener,
+    header_timeout: std::time::Duration,
+) -> std::io::Result<()> {
     let root = Arc::new(root);
+    let mut paused_at: Option<std::time::Instant> = None;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if is_transient(&e) => {
+                // Out of descriptors: connections in progress finish and free some.
+                if paused_at.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(10)) {
+                    tracing::warn!("accept: {e}; pausing new connections");
+                    paused_at = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let _ = stream.set_nodelay(true);
         let root = root.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(root.clone(), req));
             let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = conn.await {
@@ -42,6 +77,17 @@ pub async fn serve(root: PathBuf, listener: TcpListener) -> std::io::Result<()> 
             }
         });
     }
+}
+
+/// Accept errors that say "not now" (descriptors, memory, an aborted handshake), not "never".
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    ) || matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 fn empty() -> Body {
@@ -160,8 +206,16 @@ async fn respond(root: &Path, req: &Request<Incoming>) -> std::io::Result<Respon
         Some(v) => parse_range(v, len),
         None => Ok(None),
     };
+    // Block files are named by their content and never change: any cache (a browser's, a
+    // Squid between clients and servers, a CDN) may keep them. An index may be re-created.
+    let cache_control = if req.uri().path().contains("/blocks/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     let mut builder = Response::builder()
         .header(ACCEPT_RANGES, "bytes")
+        .header(CACHE_CONTROL, cache_control)
         .header(CONTENT_TYPE, "application/octet-stream");
     let (start, count) = match range {
         Err(()) => {

@@ -32,7 +32,8 @@ pub fn write_new_file(path: &Path, data: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// Replaces `path` atomically (for index files, which may be re-created).
+/// Replaces `path` atomically and durably (for index files, which may be re-created): the
+/// data is on disk before the rename, and the rename before this returns.
 pub fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -41,7 +42,47 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Result<()> {
     let mut tmp = tempfile_in(dir)?;
     tmp.1.write_all(data).at(&tmp.0)?;
     tmp.1.sync_all().at(&tmp.0)?;
-    tmp.persist(path)
+    tmp.persist(path)?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// A file written under a temporary name, not yet renamed to its place.
+pub struct Staged {
+    tmp: TempFile,
+    path: PathBuf,
+}
+
+/// Writes `data` for `path` under a temporary name in the same directory. `commit` puts a
+/// batch of them in place after one `syncfs`, so a crash never leaves a named block file
+/// without its bytes, at the cost of one sync per batch rather than one per file.
+pub fn stage(path: &Path, data: &[u8]) -> Result<Staged> {
+    let dir = path.parent().expect("store paths have a parent");
+    fs::create_dir_all(dir).at(dir)?;
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(data).at(&tmp.0)?;
+    Ok(Staged {
+        tmp,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Flushes everything written on the file system holding `dir` to disk.
+pub fn sync_fs(dir: &Path) -> Result<()> {
+    let d = fs::File::open(dir).at(dir)?;
+    rustix::fs::syncfs(&d).map_err(std::io::Error::from).at(dir)
+}
+
+/// Makes the staged files durable (one `syncfs` of `dir`'s file system), then renames each
+/// over its path (replacing a damaged file there).
+pub fn commit(dir: &Path, staged: Vec<Staged>) -> Result<()> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    sync_fs(dir)?;
+    for s in staged {
+        s.tmp.persist(&s.path)?;
+    }
+    Ok(())
 }
 
 /// A temporary file that removes itself unless its path was cleared after the rename.

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use httpblk_core::codec::Codec;
 use httpblk_core::create::{self, Created, Options};
-use httpblk_core::digest::HashAlg;
+
+use super::image_args::{CodecArg, HashArg};
 
 use crate::progress;
 
@@ -19,12 +19,10 @@ pub struct Args {
     /// Block size in bytes: a power of two from 4096 to 4194304.
     #[arg(long, default_value_t = 256 * 1024)]
     block_size: u64,
-    /// Codec: lzo, lz4, zstd, zlib or none.
-    #[arg(long, default_value = "lz4")]
-    codec: String,
-    /// Block digest: sha256 or md5.
-    #[arg(long, default_value = "sha256")]
-    hash: String,
+    #[arg(long, value_enum, default_value_t = CodecArg::Lz4)]
+    codec: CodecArg,
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    hash: HashArg,
     /// Index name (OUTDIR/NAME.hbi); defaults to the source's file name.
     #[arg(long)]
     name: Option<String>,
@@ -39,13 +37,11 @@ pub fn run(a: Args) -> Result<i32> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into()),
     };
-    if name.is_empty() || name.contains('/') {
-        anyhow::bail!("index name '{name}' must be non-empty and contain no '/'");
-    }
+    create::check_name(&name)?;
     let opts = Options {
         block_shift: Options::block_shift_of(a.block_size)?,
-        codec: Codec::from_name(&a.codec)?,
-        hash: HashAlg::from_name(&a.hash)?,
+        codec: a.codec.into(),
+        hash: a.hash.into(),
         name,
     };
     let size = create::source_size(&a.source)?;
@@ -70,6 +66,12 @@ pub fn print_report(c: &Created, took: std::time::Duration) {
         "blocks         {} total, {} unique, {} zero, {} already stored",
         s.blocks, s.unique, s.zero, s.already_stored
     );
+    if s.repaired > 0 {
+        println!(
+            "repaired       {} damaged block files in the store",
+            s.repaired
+        );
+    }
     println!(
         "bytes          {} in, {} stored, {} written now",
         s.bytes_in, s.unique_stored_bytes, s.bytes_written

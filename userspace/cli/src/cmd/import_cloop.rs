@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use httpblk_core::cloop::Cloop;
-use httpblk_core::codec::Codec;
 use httpblk_core::create::{self, Options};
-use httpblk_core::digest::HashAlg;
+
+use super::image_args::{CodecArg, HashArg};
 
 use crate::progress;
 
@@ -18,16 +18,19 @@ pub struct Args {
     /// Block size of the new image (defaults to the cloop block size when it is a valid one).
     #[arg(long)]
     block_size: Option<u64>,
-    #[arg(long, default_value = "lz4")]
-    codec: String,
-    #[arg(long, default_value = "sha256")]
-    hash: String,
+    #[arg(long, value_enum, default_value_t = CodecArg::Lz4)]
+    codec: CodecArg,
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    hash: HashArg,
     /// Index name; defaults to the cloop file's name.
     #[arg(long)]
     name: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    if let Some(n) = &a.name {
+        create::check_name(n)?;
+    }
     let cloop = Cloop::open(&a.file)?;
     let block_size = a.block_size.unwrap_or(
         if Options::block_shift_of(cloop.block_size as u64).is_ok() {
@@ -45,8 +48,8 @@ pub fn run(a: Args) -> Result<i32> {
     });
     let opts = Options {
         block_shift: Options::block_shift_of(block_size)?,
-        codec: Codec::from_name(&a.codec)?,
-        hash: HashAlg::from_name(&a.hash)?,
+        codec: a.codec.into(),
+        hash: a.hash.into(),
         name,
     };
     eprintln!(

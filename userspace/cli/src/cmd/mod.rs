@@ -2,10 +2,13 @@
 
 pub mod attach;
 pub mod cat;
+pub mod completions;
 pub mod create;
 pub mod detach;
 pub mod http_args;
+pub mod image_args;
 pub mod import_cloop;
+pub mod man;
 pub mod recover;
 pub mod serve;
 pub mod state;

@@ -11,6 +11,10 @@ pub struct Args {
     /// Address to listen on, e.g. 127.0.0.1:8080 or [::1]:8080.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Close a connection that sends no complete request head for this long (a new one, or
+    /// one idle between requests).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    header_timeout_ms: u64,
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -25,7 +29,11 @@ pub fn run(a: Args) -> Result<i32> {
             listener.local_addr()?
         );
         tokio::select! {
-            r = httpblk_core::serve::serve(a.dir, listener) => r?,
+            r = httpblk_core::serve::serve_with(
+                a.dir,
+                listener,
+                std::time::Duration::from_millis(a.header_timeout_ms),
+            ) => r?,
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok(0)

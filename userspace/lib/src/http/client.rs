@@ -88,8 +88,12 @@ impl Client {
         resolver: Option<Arc<Resolver>>,
     ) -> crate::Result<Client> {
         let rules = config.proxy.clone();
+        let mut tls = config.tls.clone();
+        if config.http1_only {
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        }
         let mut b = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.tls.clone())
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("httpblk/", env!("CARGO_PKG_VERSION")))
             .default_headers(config.headers.clone())
             .redirect(redirect_policy())

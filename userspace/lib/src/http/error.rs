@@ -150,15 +150,23 @@ fn find_cause<'a, T: std::error::Error + 'static>(
         if let Some(t) = c.downcast_ref::<T>() {
             return Some(t);
         }
-        // An io::Error wraps its inner error without exposing it as a source.
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<T>()) {
-                return Some(t);
-            }
-        }
-        cur = c.source();
+        cur = next_cause(c);
     }
     None
+}
+
+/// The cause of `e`. An io::Error's `source` is its inner error's source, skipping the inner
+/// error itself (io errors wrap io errors wrapping rustls errors): step into it instead.
+fn next_cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    }
 }
 
 /// `e` and every cause, joined by ": ", leaving out a cause whose text the previous one
@@ -166,7 +174,7 @@ fn find_cause<'a, T: std::error::Error + 'static>(
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut prev = out.clone();
-    let mut cur = e.source();
+    let mut cur = next_cause(e);
     while let Some(c) = cur {
         let s = c.to_string();
         if !prev.contains(&s) {
@@ -174,7 +182,7 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
             out.push_str(&s);
         }
         prev = s;
-        cur = c.source();
+        cur = next_cause(c);
     }
     out
 }
