@@ -19,6 +19,11 @@ use crate::store::{block_rel_path, write_new_file};
 use crate::uapi::{Cqe, Sqe};
 use crate::Result;
 
+/// Readahead and prefetch transfers at once. Demand fetches (a read waits for them) are never
+/// held back: on a saturated link a demand fetch shares it with at most this many readahead
+/// transfers instead of with every slot's.
+pub const READAHEAD_TRANSFERS: usize = 4;
+
 /// Reads of a local store per submission before the helper reports failure to the kernel.
 const DIR_ATTEMPTS: u32 = 3;
 /// The kernel resubmits a rejected block at once: who served a block is remembered this long
@@ -36,6 +41,8 @@ pub struct Helper {
     from_disk: Mutex<HashSet<u64>>,
     /// Which endpoint served each recent block, and when.
     served: Mutex<HashMap<u64, (Arc<Endpoint>, Instant)>>,
+    /// Readahead waits for one of these; demand does not.
+    readahead: tokio::sync::Semaphore,
 }
 
 impl Helper {
@@ -52,6 +59,7 @@ impl Helper {
             cache_dir,
             from_disk: Mutex::new(HashSet::new()),
             served: Mutex::new(HashMap::new()),
+            readahead: tokio::sync::Semaphore::new(READAHEAD_TRANSFERS),
         })
     }
 
@@ -70,6 +78,12 @@ impl Helper {
     }
 
     async fn serve(&self, sqe: Sqe) {
+        // Demand first: a readahead transfer waits for a free readahead permit, a demand one
+        // starts at once (Documentation/ring.md, `SQE_DEMAND`).
+        let _permit = match sqe.flags & crate::uapi::SQE_DEMAND {
+            0 => self.readahead.acquire().await.ok(),
+            _ => None,
+        };
         tracing::debug!(
             "fetch block {} into slot {} (seq {})",
             sqe.block,
