@@ -30,15 +30,3 @@ pub(crate) fn jiffies_to_ms(j: u64) -> u64 {
     // SAFETY: FFI call without preconditions.
     u64::from(unsafe { bindings::jiffies_to_msecs(j as _) })
 }
-
-/// How late blk-mq's timeout timer fires: `blk_add_timer` rounds every expiry up by
-/// `roundup_pow_of_two(HZ)` jiffies (block/blk-timeout.c).
-pub(crate) fn blk_lateness() -> u64 {
-    ms_to_jiffies(1000).next_power_of_two()
-}
-
-/// The request timeout to give blk-mq so that its handler runs about `after_jiffies` from
-/// now: blk-mq adds `blk_lateness` to whatever it is given.
-pub(crate) fn blk_timeout(after_jiffies: u64) -> u64 {
-    after_jiffies.saturating_sub(blk_lateness()).max(1)
-}

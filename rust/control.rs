@@ -40,6 +40,21 @@ pub(crate) struct Control {
     devices: Mutex<KVec<Option<Attached>>>,
 }
 
+impl crate::tick::Ticked for Control {
+    fn tick(&self) -> bool {
+        let mut devices = KVec::new();
+        for a in self.devices.lock().iter().flatten() {
+            // A device missed now is looked at on the next tick.
+            let _ = devices.push(a.device.clone(), GFP_KERNEL);
+        }
+        let mut again = false;
+        for d in &devices {
+            again |= d.enforce_deadlines();
+        }
+        again
+    }
+}
+
 impl Control {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Arc<Self>> {
         // `max_devices` is read-only: the table keeps its size until the module goes.
@@ -270,14 +285,21 @@ impl Session {
             io_opt: 1u32 << b,
             nr_hw_queues: params::NR_HW_QUEUES.get(),
             queue_depth: params::QUEUE_DEPTH.get(),
-            timeout_jiffies: device.first_timeout().try_into().unwrap_or(u32::MAX),
+            timeout_jiffies: device.blk_timeout().try_into().unwrap_or(u32::MAX),
             attrs: Some(Device::attrs()),
         };
-        let disk = Disk::new(
+        let disk = match Disk::new(
             format_args!("httpblk{}", device.id),
             &params,
             device.clone(),
-        )?;
+        ) {
+            Ok(disk) => disk,
+            Err(e) => {
+                // Not started: its helper's exit removes it, and IOC_START may be tried again.
+                device.started.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
         let mut devs = self.control.devices.lock();
         match devs
             .get_mut(device.id as usize)

@@ -205,18 +205,18 @@ impl Device {
         self.slot_size
     }
 
-    /// The first blk-mq timeout of a request: the end of the window in which it may wait for
-    /// another device's fetch (half the I/O timeout), see `read`.
-    pub(crate) fn first_timeout(&self) -> u64 {
-        clock::blk_timeout(self.io_timeout / 2)
+    /// The blk-mq timeout of a request: its I/O timeout (the tick enforces deadlines first;
+    /// blk-mq's handler is the backstop, see `read`).
+    pub(crate) fn blk_timeout(&self) -> u64 {
+        self.io_timeout
     }
 }
 
 impl blk::Operations for Device {
     type QueueData = Arc<Device>;
 
-    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Request) {
-        Device::queue_rq(dev, rq);
+    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Request) -> core::result::Result<(), blk::Busy> {
+        Device::queue_rq(dev, rq)
     }
 
     fn timeout(dev: ArcBorrow<'_, Device>, rq: &TimedOut<'_>) -> TimeoutAction {

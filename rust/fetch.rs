@@ -69,8 +69,6 @@ pub(crate) struct Waiting {
     /// Bit `i`: block `first + i` is still missing.
     pub(crate) mask: u64,
     pub(crate) failed: bool,
-    /// Past the join window: it no longer waits on other devices' fetches.
-    pub(crate) joins_ended: bool,
 }
 
 pub(crate) type WaitKey = (u64, usize);
@@ -141,6 +139,12 @@ impl State {
 
     /// Whether some waiting read still needs block `b`.
     pub(crate) fn needed(&mut self, b: u64) -> bool {
+        self.needed_since(b, u64::MAX)
+    }
+
+    /// Whether some waiting read kept at `before` or earlier (jiffies; `u64::MAX`: any) still
+    /// needs block `b`.
+    pub(crate) fn needed_since(&mut self, b: u64, before: u64) -> bool {
         let lo = (b.saturating_sub(MAX_SPAN - 1), 0usize);
         let mut cur = self.waiting.cursor_lower_bound(&lo);
         while let Some(c) = cur {
@@ -148,7 +152,8 @@ impl State {
             if first > b {
                 break;
             }
-            if b - first < MAX_SPAN && w.mask & (1 << (b - first)) != 0 {
+            let old_enough = before == u64::MAX || !crate::clock::after(w.start, before);
+            if b - first < MAX_SPAN && w.mask & (1 << (b - first)) != 0 && old_enough {
                 return true;
             }
             cur = c.move_next();
@@ -173,7 +178,9 @@ impl Device {
         if self.is_dead() {
             return Err(EIO);
         }
-        if st.fetches.get(&b).is_some() {
+        if let Some(f) = st.fetches.get_mut(&b) {
+            // A read waits for it now: a new helper gets it as demand.
+            f.demand = true;
             return Ok(None);
         }
         // Checked again under the lock: a fetch caches its block before it releases its claim.
@@ -241,8 +248,9 @@ impl Device {
                 }
             }
         };
-        // A claim we cannot record only costs merging: fetch anyway.
-        let claimed = self.shared.pending.claim(&key).unwrap_or(false);
+        // A claim we cannot record only costs merging: fetch anyway. Without a helper the
+        // fetch cannot progress: it claims nothing, so nobody waits on it.
+        let claimed = st.ring.regions.is_some() && self.shared.pending.claim(&key).unwrap_or(false);
         let Some(f) = st.fetches.get_mut(&b) else {
             return Ok(());
         };
@@ -264,6 +272,7 @@ impl Device {
     pub(crate) fn prefetch(&self, st: &mut State, b: u64, reserve: usize) {
         let Some(key) = self.key(b) else { return };
         if self.is_dead()
+            || st.ring.regions.is_none()
             || st.fetches.get(&b).is_some()
             || st.queue.iter().next().is_some()
             || st.free_slots() <= reserve
@@ -405,6 +414,8 @@ impl Device {
     /// Does what `d` collected: ends reads, releases claims and tells their joiners. Called
     /// with no lock held. Sleeps.
     pub(crate) fn flush(&self, mut d: Deferred) {
+        // Telling joiners makes other devices allocate under their locks.
+        let _noio = crate::blk::NoIo::begin();
         while let Some(c) = d.ended.cursor_front() {
             let (_, node) = c.remove_current();
             let (_, w) = node.to_key_value();

@@ -66,6 +66,9 @@ extern "C" {
         src: *const c_void,
         len: c_uint,
     );
+    pub(crate) fn httpblk_tick_setup(func: Option<unsafe extern "C" fn()>) -> c_int;
+    pub(crate) fn httpblk_tick_arm(delay: c_ulong);
+    pub(crate) fn httpblk_tick_teardown();
     pub(crate) fn httpblk_module_get(module: *mut bindings::module) -> bool;
     pub(crate) fn httpblk_noio_save() -> c_uint;
     pub(crate) fn httpblk_noio_restore(flags: c_uint);

@@ -11,6 +11,7 @@
 #include <linux/sched/mm.h>
 #include <linux/shrinker.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 #include <linux/zlib.h>
 
 #include "helpers.h"
@@ -85,6 +86,40 @@ unsigned int httpblk_noio_save(void)
 void httpblk_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+/*
+ * The module's tick: one delayed work item on a reclaim-safe workqueue (it ends reads, which
+ * reclaim may be waiting for). Rust gives the function; queue_delayed_work() leaves an
+ * already pending tick alone.
+ */
+static struct workqueue_struct *httpblk_tick_wq;
+static void (*httpblk_tick_fn)(void);
+
+static void httpblk_tick_work(struct work_struct *work)
+{
+	httpblk_tick_fn();
+}
+
+static DECLARE_DELAYED_WORK(httpblk_tick, httpblk_tick_work);
+
+int httpblk_tick_setup(void (*fn)(void))
+{
+	httpblk_tick_fn = fn;
+	httpblk_tick_wq = alloc_workqueue("httpblk_tick", WQ_MEM_RECLAIM, 1);
+	return httpblk_tick_wq ? 0 : -ENOMEM;
+}
+
+void httpblk_tick_arm(unsigned long delay)
+{
+	queue_delayed_work(httpblk_tick_wq, &httpblk_tick, delay);
+}
+
+/* No tick runs or is pending once this returns (the caller arms no more). */
+void httpblk_tick_teardown(void)
+{
+	cancel_delayed_work_sync(&httpblk_tick);
+	destroy_workqueue(httpblk_tick_wq);
 }
 
 /* try_module_get() is a static inline. */

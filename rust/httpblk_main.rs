@@ -27,6 +27,7 @@ mod read;
 mod ring;
 mod shmem;
 mod stats;
+mod tick;
 // Shared with userspace, where its items are public API.
 #[allow(unreachable_pub, dead_code)]
 mod uapi;
@@ -45,8 +46,10 @@ module! {
 }
 
 struct HttpBlk {
-    // Dropped in declaration order: no device exists when the module unloads (open control
-    // files pin it), so the cache can go after the control device.
+    // Dropped in declaration order: no device exists when the module unloads (devices and
+    // open control files pin it), so the tick stops first, then the control device goes,
+    // then the cache.
+    _tick: tick::Tick<control::Control>,
     _control: chardev::Registration<control::ControlFile>,
     _shrinker: blk::Shrinker<cache::Cache>,
 }
@@ -63,10 +66,13 @@ impl kernel::Module for HttpBlk {
             },
             GFP_KERNEL,
         )?;
-        let control = chardev::Registration::new(control::Control::new(shared)?)?;
+        let control = control::Control::new(shared)?;
+        let tick = tick::Tick::start(control.clone())?;
+        let control = chardev::Registration::new(control)?;
         cache::LIVE.publish(cache);
         pr_info!("loaded: /dev/{} ready\n", uapi::CONTROL_NAME);
         Ok(HttpBlk {
+            _tick: tick,
             _control: control,
             _shrinker: shrinker,
         })

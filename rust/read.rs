@@ -8,11 +8,14 @@
 //! - whatever ends a block's fetch copies it into every request waiting for it and ends the
 //!   requests that have all their blocks (`serve_waiters`).
 //!
-//! Time limits come from blk-mq's timeout handler (`timeout`): first at half the I/O timeout,
-//! when the request stops waiting on other devices' fetches and fetches those blocks itself;
-//! then at the I/O timeout, counted from submission, when it fails with EIO. While the device
-//! has no helper, a kept read waits for a new one up to the recovery timeout instead (counted
-//! from the helper's loss), and once that has passed, misses fail at once.
+//! Time limits: a kept read stops waiting on other devices' fetches at half its I/O timeout
+//! (it fetches those blocks itself) and fails with EIO at its I/O timeout, counted from when
+//! `queue_rq` got it. While the device has no helper, it waits for a new one up to the
+//! recovery timeout instead (counted from the helper's loss); once that has passed, misses
+//! fail at once; after a recovery its I/O timeout counts afresh. The module's tick
+//! (`enforce_deadlines`, every 100 ms while reads are kept) applies these limits; blk-mq's
+//! timeout handler (`timeout`) is the backstop that fails a read past its deadline if the
+//! tick has not.
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::Ordering;
@@ -21,32 +24,35 @@ use kernel::prelude::*;
 use kernel::rbtree::RBTreeNodeReservation;
 use kernel::sync::{Arc, ArcBorrow};
 
-use crate::blk::{Op, Request, TimedOut, TimeoutAction};
+use crate::blk::{Busy, Op, Request, TimedOut, TimeoutAction};
 use crate::cache::{Block, Key};
 use crate::clock;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, Waiting, MAX_SPAN};
 use crate::params;
-
-/// A timeout handler called this close to the deadline fails the read rather than asking
-/// blk-mq for a timer that fires a second late.
-fn close_enough() -> u64 {
-    clock::ms_to_jiffies(100)
-}
+use crate::tick;
 
 impl Device {
     /// Serves or keeps a request. Sleeps briefly (mutexes, allocations), never on the network.
-    pub(crate) fn queue_rq(self: ArcBorrow<'_, Self>, mut rq: Request) {
+    /// `Busy` gives the request back to blk-mq, which dispatches it again shortly: memory for
+    /// keeping it was short.
+    pub(crate) fn queue_rq(
+        self: ArcBorrow<'_, Self>,
+        mut rq: Request,
+    ) -> core::result::Result<(), Busy> {
         if rq.op() != Op::Read {
             // Read-only device: writes, flushes and discards fail cleanly.
             self.stats.writes_refused.fetch_add(1, Ordering::Relaxed);
-            return rq.end(Err(EROFS));
+            rq.end(Err(EROFS));
+            return Ok(());
         }
         if self.is_dead() {
-            return rq.end(Err(EIO));
+            rq.end(Err(EIO));
+            return Ok(());
         }
         let Some((first, last)) = self.span(rq.sector(), rq.bytes()) else {
-            return rq.end(Err(EIO));
+            rq.end(Err(EIO));
+            return Ok(());
         };
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -58,15 +64,19 @@ impl Device {
             match self.serve_from_cache(&mut rq, b) {
                 Ok(true) => {}
                 Ok(false) => missing |= 1 << (b - first),
-                Err(e) => return rq.end(Err(e)),
+                Err(e) => {
+                    rq.end(Err(e));
+                    return Ok(());
+                }
             }
         }
         if missing == 0 {
             rq.end(Ok(()));
         } else {
-            self.keep(rq, first, missing);
+            self.keep(rq, first, missing)?;
         }
         self.readahead(first, last);
+        Ok(())
     }
 
     /// First and last block of a read of `len` bytes at `sector`; `None` when it is empty,
@@ -109,43 +119,48 @@ impl Device {
 
     /// Keeps a request whose blocks `missing` (bit `i`: block `first + i`) the cache lacked:
     /// gets each on its way and records what it waits for.
-    fn keep(self: ArcBorrow<'_, Self>, mut rq: Request, first: u64, mut missing: u64) {
+    fn keep(
+        self: ArcBorrow<'_, Self>,
+        mut rq: Request,
+        first: u64,
+        mut missing: u64,
+    ) -> core::result::Result<(), Busy> {
         let id = rq.id();
         let Ok(reservation) = RBTreeNodeReservation::new(GFP_KERNEL) else {
-            return rq.end(Err(ENOMEM));
+            return Err(rq.busy());
         };
-        let result = {
+        let outcome = {
             let mut st = self.state.lock();
+            let now = clock::jiffies();
             let r = match st.ring.orphaned_since {
                 // No helper for longer than the recovery timeout: misses fail at once until a
                 // helper returns.
-                Some(since)
-                    if !clock::after(
-                        since.wrapping_add(self.recovery_timeout),
-                        clock::jiffies(),
-                    ) =>
-                {
+                Some(since) if !clock::after(since.wrapping_add(self.recovery_timeout), now) => {
                     Err(EIO)
                 }
                 _ => self.start_missing(&mut st, &mut rq, first, &mut missing),
             };
-            if r.is_ok() && missing != 0 {
-                let w = Waiting {
-                    rq,
-                    start: clock::jiffies(),
-                    mask: missing,
-                    failed: false,
-                    joins_ended: false,
-                };
-                st.waiting.insert(reservation.into_node((first, id), w));
-                None
-            } else {
-                Some((rq, r))
+            match r {
+                Ok(()) if missing != 0 => {
+                    let w = Waiting {
+                        rq,
+                        start: now,
+                        mask: missing,
+                        failed: false,
+                    };
+                    st.waiting.insert(reservation.into_node((first, id), w));
+                    None
+                }
+                r => Some((rq, r)),
             }
         };
-        if let Some((rq, r)) = result {
-            rq.end(r);
+        match outcome {
+            None => tick::ensure(),
+            // Fetches it started stay; the request comes back and finds them.
+            Some((rq, Err(e))) if e == ENOMEM => return Err(rq.busy()),
+            Some((rq, r)) => rq.end(r),
         }
+        Ok(())
     }
 
     /// `need_block` for every missing block of a request; blocks that turn out cached are
@@ -218,14 +233,16 @@ impl Device {
         let lo = (b.saturating_sub(MAX_SPAN - 1), 0usize);
         let mut cur = st.waiting.cursor_lower_bound(&lo);
         while let Some(mut c) = cur {
-            let done = {
-                let (&(first, _), w) = c.current_mut();
+            let (key, done) = {
+                let (&key, w) = c.current_mut();
+                let first = key.0;
                 if first > b {
                     break;
                 }
+                // `first >= b - (MAX_SPAN - 1)` by the lower bound: the shift is in range.
                 let bit = 1u64 << (b - first);
                 if w.mask & bit == 0 {
-                    false
+                    (key, false)
                 } else {
                     w.mask &= !bit;
                     let copied = match result {
@@ -233,81 +250,139 @@ impl Device {
                         Err(()) => false,
                     };
                     w.failed |= !copied;
-                    w.failed || w.mask == 0
+                    (key, w.failed || w.mask == 0)
                 }
             };
             cur = if done {
                 let (next, node) = c.remove_current();
                 d.ended.insert(node);
-                next
+                // Removing the last node gives the one before it: the walk is over then.
+                next.filter(|n| *n.current().0 > key)
             } else {
                 c.move_next()
             };
         }
     }
 
-    /// blk-mq's timeout handler; see the module comment.
-    pub(crate) fn timeout(self: ArcBorrow<'_, Self>, rq: &TimedOut<'_>) -> TimeoutAction {
-        let Some((first, _)) = self.span(rq.sector(), rq.bytes()) else {
-            // Not a request this device keeps (those are ended in `queue_rq`).
-            rq.set_timeout(1);
-            return TimeoutAction::ResetTimer;
-        };
-        let key = (first, rq.id());
+    /// When a kept read must have ended: at its I/O timeout, or while the device has no
+    /// helper, at the end of the recovery window.
+    fn deadline(&self, st: &State, w: &Waiting) -> u64 {
+        match st.ring.orphaned_since {
+            Some(since) => since.wrapping_add(self.recovery_timeout),
+            None => w.start.wrapping_add(self.io_timeout),
+        }
+    }
+
+    /// The tick: reads kept for half their I/O timeout stop waiting on other devices'
+    /// fetches; reads past their deadline fail with EIO; fetches no read needs any more (and
+    /// that hold no slot) are dropped. Returns whether reads are still kept. Sleeps.
+    pub(crate) fn enforce_deadlines(&self) -> bool {
         let mut d = Deferred::new();
-        let now = clock::jiffies();
-        let ended = {
+        let kept = {
             let mut st = self.state.lock();
+            let now = clock::jiffies();
+            if st.ring.orphaned_since.is_none() {
+                self.end_joins(&mut st, now.wrapping_sub(self.io_timeout / 2), &mut d);
+            }
+            // Fail the reads past their deadline.
             let orphan_limit = st
                 .ring
                 .orphaned_since
                 .map(|since| since.wrapping_add(self.recovery_timeout));
-            let Some(w) = st.waiting.get_mut(&key) else {
-                drop(st);
-                // Being ended right now by a completion, or still being kept by `queue_rq`:
-                // look again soon.
-                rq.set_timeout(1);
-                return TimeoutAction::ResetTimer;
-            };
-            let mask = w.mask;
-            // Without a helper a read waits for a new one, up to the recovery timeout;
-            // with one, up to its I/O timeout (counted afresh after a recovery).
-            let deadline = match orphan_limit {
-                Some(limit) => limit,
-                None => w.start.wrapping_add(self.io_timeout),
-            };
-            if orphan_limit.is_none() && !w.joins_ended {
-                w.joins_ended = true;
-                // Stop waiting on other devices' fetches: their servers may be down while
-                // ours are fine.
-                for i in 0..MAX_SPAN {
-                    let b = first + i;
-                    if mask & (1 << i) != 0
-                        && matches!(st.fetches.get(&b).map(|f| f.phase), Some(Phase::Joined))
-                    {
-                        if let Err(e) = self.own_fetch(&mut st, b) {
-                            self.fail_block(&mut st, b, e, &mut d);
-                        }
-                    }
+            let mut cur = st.waiting.cursor_front();
+            let mut failed = 0u64;
+            while let Some(c) = cur {
+                let (&key, w) = c.current();
+                let deadline = orphan_limit.unwrap_or(w.start.wrapping_add(self.io_timeout));
+                if clock::after(deadline, now) {
+                    cur = c.move_next();
+                    continue;
+                }
+                let (next, node) = c.remove_current();
+                d.ended.insert(node);
+                failed += 1;
+                cur = next.filter(|n| *n.current().0 > key);
+            }
+            if failed > 0 {
+                self.stats.timeouts.fetch_add(failed, Ordering::Relaxed);
+                self.stats.io_errors.fetch_add(failed, Ordering::Relaxed);
+                for w in d.ended.values_mut() {
+                    w.failed = true;
+                }
+                self.forget_unneeded(&mut st, &mut d);
+            }
+            st.waiting.iter().next().is_some()
+        };
+        self.flush(d);
+        kept
+    }
+
+    /// Joined fetches needed by a read kept since `before` or earlier become our own.
+    fn end_joins(&self, st: &mut State, before: u64, d: &mut Deferred) {
+        let mut last = None;
+        loop {
+            let next = st
+                .fetches
+                .iter()
+                .find(|(&b, f)| last.map_or(true, |l| b > l) && matches!(f.phase, Phase::Joined))
+                .map(|(&b, _)| b);
+            let Some(b) = next else { return };
+            last = Some(b);
+            if st.needed_since(b, before) {
+                if let Err(e) = self.own_fetch(st, b) {
+                    self.fail_block(st, b, e, d);
                 }
             }
-            let left = deadline.wrapping_sub(now);
-            if clock::after(deadline, now) && left > close_enough() {
+        }
+    }
+
+    /// Drops every fetch that holds no slot and that no kept read needs.
+    pub(crate) fn forget_unneeded(&self, st: &mut State, d: &mut Deferred) {
+        let mut last = None;
+        loop {
+            let next = st
+                .fetches
+                .iter()
+                .find(|(&b, f)| {
+                    last.map_or(true, |l| b > l) && !matches!(f.phase, Phase::Submitted { .. })
+                })
+                .map(|(&b, _)| b);
+            let Some(b) = next else { return };
+            last = Some(b);
+            self.forget_if_unneeded(st, b, d);
+        }
+    }
+
+    /// blk-mq's timeout handler, the backstop of the tick: fails a kept read past its
+    /// deadline, or asks to be called again at it.
+    pub(crate) fn timeout(self: ArcBorrow<'_, Self>, rq: &TimedOut<'_>) -> TimeoutAction {
+        let Some((first, _)) = self.span(rq.sector(), rq.bytes()) else {
+            // Not a request this device keeps (those are ended in `queue_rq`).
+            rq.set_timeout(self.io_timeout);
+            return TimeoutAction::ResetTimer;
+        };
+        let key = (first, rq.id());
+        let mut d = Deferred::new();
+        let ended = {
+            let mut st = self.state.lock();
+            let now = clock::jiffies();
+            let Some(w) = st.waiting.get(&key) else {
                 drop(st);
-                self.flush(d);
-                rq.set_timeout(clock::blk_timeout(left));
+                // Being ended right now, or still being kept by `queue_rq`: look again later.
+                rq.set_timeout(self.io_timeout);
+                return TimeoutAction::ResetTimer;
+            };
+            let deadline = self.deadline(&st, w);
+            if clock::after(deadline, now) {
+                drop(st);
+                rq.set_timeout(deadline.wrapping_sub(now));
                 return TimeoutAction::ResetTimer;
             }
             let ended = st.waiting.remove(&key);
-            for i in 0..MAX_SPAN {
-                if mask & (1 << i) != 0 {
-                    self.forget_if_unneeded(&mut st, first + i, &mut d);
-                }
-            }
+            self.forget_unneeded(&mut st, &mut d);
             ended
         };
         self.flush(d);
-        // `None`: ended by `flush` above (a join turned into a failure).
         if let Some(w) = ended {
             self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             self.stats.io_errors.fetch_add(1, Ordering::Relaxed);

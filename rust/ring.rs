@@ -282,6 +282,8 @@ impl Device {
                 j.device.joined_fetch_ended(j.block);
             }
         }
+        // Kept reads now wait for the end of the recovery window.
+        crate::tick::ensure();
         pr_info!(
             "httpblk{}: helper gone; {} reads wait up to {} ms for a new one (httpblk recover)\n",
             self.id,
@@ -305,14 +307,16 @@ impl Device {
             );
             return Err(EINVAL);
         }
+        // Checked before allocating the regions (up to a few hundred MiB), and again after.
+        let owned = |st: &State| match (self.is_dead(), st.ring.regions.is_some()) {
+            (true, _) => Err(ENODEV),
+            (false, true) => Err(EBUSY),
+            (false, false) => Ok(()),
+        };
+        owned(&self.state.lock())?;
         let regions = Regions::new(self.nr_slots.get(), self.index.block_shift)?;
         let mut st = self.state.lock();
-        if self.is_dead() {
-            return Err(ENODEV);
-        }
-        if st.ring.regions.is_some() {
-            return Err(EBUSY);
-        }
+        owned(&st)?;
         st.ring.regions = Some(regions.clone());
         st.ring.sq_tail = 0;
         st.ring.cq_head = 0;
@@ -324,11 +328,19 @@ impl Device {
         let mut reposted = 0;
         for slot in 0..st.slots.len() {
             if let Some(Some(b)) = st.slots.get(slot).copied() {
+                // Fetches made without a helper claimed nothing: claim now, so others merge.
+                if let Some(f) = st.fetches.get_mut(&b) {
+                    if !f.claimed {
+                        f.claimed = self.shared.pending.claim(&f.key).unwrap_or(false);
+                    }
+                }
                 self.submit(&mut st, b);
                 reposted += 1;
             }
         }
         drop(st);
+        // Kept reads now count their I/O timeout afresh.
+        crate::tick::ensure();
         pr_info!(
             "httpblk{}: recovered by a new helper; {} fetches posted again\n",
             self.id,

@@ -220,8 +220,11 @@ unsafe extern "C" fn queue_rq_callback<T: Operations>(
     // has drained every request.
     let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
     let _noio = NoIo::begin();
-    T::queue_rq(data, rq);
-    bindings::BLK_STS_OK as bindings::blk_status_t
+    match T::queue_rq(data, rq) {
+        Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
+        // SAFETY: FFI call without preconditions; -ENOMEM is BLK_STS_RESOURCE (a macro).
+        Err(_busy) => unsafe { bindings::errno_to_blk_status(ENOMEM.to_errno()) },
+    }
 }
 
 /// # Safety

@@ -16,7 +16,7 @@ pub(crate) mod sysfs;
 pub(crate) use disk::{Disk, DiskParams};
 pub(crate) use module_ref::ModuleRef;
 pub(crate) use noio::NoIo;
-pub(crate) use request::{Op, Request, TimedOut};
+pub(crate) use request::{Busy, Op, Request, TimedOut};
 pub(crate) use shrinker::{Shrink, Shrinker};
 pub(crate) use sysfs::disk_attrs;
 
@@ -37,8 +37,12 @@ pub(crate) trait Operations: Sized + 'static {
 
     /// Called for each request in process context (the tag set is `BLK_MQ_F_BLOCKING`, inside
     /// a `NoIo` scope): may sleep briefly, never for the network. The request is already
-    /// started; the driver ends it now or keeps it and ends it later.
-    fn queue_rq(data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, rq: Request);
+    /// started; the driver ends it now, keeps it and ends it later, or gives it back (`Busy`)
+    /// for blk-mq to dispatch again shortly.
+    fn queue_rq(
+        data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        rq: Request,
+    ) -> core::result::Result<(), Busy>;
 
     /// Called in process context (inside a `NoIo` scope) when a request the driver keeps has
     /// passed its deadline. The driver, which owns the `Request`, ends it or asks for more

@@ -100,6 +100,14 @@ impl Request {
         }
     }
 
+    /// Gives the request back to blk-mq without ending it, from `queue_rq` only: blk-mq
+    /// dispatches it again shortly (`BLK_STS_RESOURCE`).
+    pub(crate) fn busy(self) -> Busy {
+        // INVARIANT: the handle is consumed; blk-mq owns the request again once `queue_rq`
+        // returns `BLK_STS_RESOURCE`.
+        Busy(())
+    }
+
     /// Ends the request with `result`.
     pub(crate) fn end(self, result: Result) {
         let status = match result {
@@ -117,6 +125,9 @@ impl Request {
         unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }
 }
+
+/// Proof that `queue_rq` gave its request back (`Request::busy`).
+pub(crate) struct Busy(());
 
 /// A request whose deadline passed, as blk-mq hands it to the timeout handler. The driver
 /// still owns the `Request` (somewhere in its own state); this only names it.

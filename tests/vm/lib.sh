@@ -104,16 +104,22 @@ stop_md() {
 }
 
 detach_all() {
-    local d
+    local d m
+    # A test that failed with a file system still mounted must not keep the module busy.
+    for m in $(awk '$1 ~ /^\/dev\/(httpblk|md)[0-9]/ {print $2}' /proc/mounts); do
+        umount -l "$m" 2>/dev/null
+    done
     stop_md
     for d in /dev/httpblk[0-9]*; do
-        [ -b "$d" ] && "$B" detach "$d" >/dev/null 2>&1
+        # In the background, waited for below at most 5 s: a wedged driver (a detach stuck in
+        # D state) must fail its test, not hang the suite.
+        [ -b "$d" ] && { "$B" detach "$d" >/dev/null 2>&1 & }
     done
     for _ in $(seq 50); do
-        pgrep -f "httpblk attach" >/dev/null || return 0
+        pgrep -f "httpblk (attach|detach|recover)" >/dev/null || return 0
         sleep 0.1
     done
-    pkill -9 -f "httpblk attach" || true
+    pkill -9 -f "httpblk (attach|recover)" || true
 }
 
 # expect_eio_within SECS DEV BS SKIP: one direct read of DEV (block SKIP of size BS) fails with

@@ -7,13 +7,20 @@ helper_pid() {
         "$HTTPBLK_RUN_DIR/$(basename "$1").json"
 }
 
+# alive PID: whether PID is a live process (a zombie nobody reaped yet is not).
+alive() {
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # kill_helper DEV: SIGKILLs DEV's helper and waits (at most 5 s) until it is gone and the
 # kernel shows the device orphaned.
 kill_helper() {
     local pid t0=$SECONDS
     pid=$(helper_pid "$1") || fail "no helper state for $1"
     kill -9 "$pid" || fail "no helper $pid to kill"
-    while kill -0 "$pid" 2>/dev/null || [ "$(stat_of "$1" helper)" = attached ]; do
+    while alive "$pid" || [ "$(stat_of "$1" helper)" = attached ]; do
         [ $((SECONDS - t0)) -lt 5 ] || fail "helper $pid of $1 still there 5 s after SIGKILL"
         sleep 0.1
     done

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The module's tick: a delayed work item that runs every `PERIOD` while any device keeps
+//! reads or has no helper, and calls `Ticked::tick` on what `Tick::start` was given. It gives
+//! read deadlines a precision of `PERIOD`: blk-mq's own timer fires about a second late, and
+//! cannot be re-armed from outside its timeout handler when a device's state changes (its
+//! helper goes or comes back).
+//!
+//! Context: `tick` runs in process context on a reclaim-safe workqueue, inside a `NoIo`
+//! scope.
+
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::{Arc, ArcBorrow};
+use kernel::types::ForeignOwnable;
+
+use crate::blk::NoIo;
+use crate::clock;
+use crate::ffi;
+
+/// What the tick drives.
+pub(crate) trait Ticked: Send + Sync + 'static {
+    /// Enforces deadlines; returns whether anything still needs the tick.
+    fn tick(&self) -> bool;
+}
+
+/// How often the tick runs while needed.
+fn period() -> u64 {
+    clock::ms_to_jiffies(100)
+}
+
+/// The object the running tick acts on (from `Arc::into_foreign`); null when stopped.
+static TARGET: AtomicPtr<kernel::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The running tick; `Drop` stops it.
+///
+/// # Invariants
+/// `TARGET` holds an `Arc<T>` from `into_foreign` and the C tick is set up, until `drop`.
+pub(crate) struct Tick<T: Ticked>(PhantomData<Arc<T>>);
+
+impl<T: Ticked> Tick<T> {
+    /// Sets the tick up for `target` (only one tick exists). It runs once `ensure` is called.
+    ///
+    /// # Errors
+    /// `ENOMEM`.
+    pub(crate) fn start(target: Arc<T>) -> Result<Self> {
+        let p = target.into_foreign() as *mut kernel::ffi::c_void;
+        TARGET.store(p, Ordering::Release);
+        // SAFETY: `callback::<T>` reads `TARGET`, set above to an `Arc<T>`.
+        let r = unsafe { ffi::httpblk_tick_setup(Some(callback::<T>)) };
+        if let Err(e) = kernel::error::to_result(r) {
+            TARGET.store(core::ptr::null_mut(), Ordering::Release);
+            // SAFETY: from `into_foreign` above; no tick was set up to use it.
+            drop(unsafe { Arc::<T>::from_foreign(p) });
+            return Err(e);
+        }
+        // INVARIANT: target stored and tick set up above.
+        Ok(Tick(PhantomData))
+    }
+}
+
+/// Makes sure the tick runs within `PERIOD` (it keeps running while `Ticked::tick` says so).
+pub(crate) fn ensure() {
+    if !TARGET.load(Ordering::Acquire).is_null() {
+        // SAFETY: the tick is set up while `TARGET` is set (`Tick` invariant).
+        unsafe { ffi::httpblk_tick_arm(period() as _) };
+    }
+}
+
+impl<T: Ticked> Drop for Tick<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant the tick is set up; after teardown no callback runs.
+        unsafe { ffi::httpblk_tick_teardown() };
+        let p = TARGET.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: from `into_foreign` in `start`; no callback uses it any more.
+            drop(unsafe { Arc::<T>::from_foreign(p) });
+        }
+    }
+}
+
+/// # Safety
+/// Called by the tick's work item only, while `TARGET` holds an `Arc<T>`.
+unsafe extern "C" fn callback<T: Ticked>() {
+    let p = TARGET.load(Ordering::Acquire);
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: set by `Tick::start`; `Tick::drop` clears it only after the work item stopped.
+    let target: ArcBorrow<'_, T> = unsafe { Arc::<T>::borrow(p) };
+    let _noio = NoIo::begin();
+    if target.tick() {
+        // SAFETY: the tick is set up (we run in it).
+        unsafe { ffi::httpblk_tick_arm(period() as _) };
+    }
+}
