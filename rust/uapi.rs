@@ -138,7 +138,7 @@ pub const IOC_RECOVER: u32 = ioc(IOC_READ | IOC_WRITE, 0x07, size_of::<RecoverDe
 pub struct AddDevice {
     /// In: must be `ABI_VERSION`.
     pub abi_version: u32,
-    /// In: must be zero (`ADD_FLAGS_ALL`).
+    /// In: `ADD_REMOVE_ON_CLOSE` or zero; any other bit is refused (`ADD_FLAGS_ALL`).
     pub flags: u32,
     /// In: user address and length of the raw index file.
     pub index_addr: u64,
@@ -272,7 +272,8 @@ pub struct Sqe {
     pub slot: u32,
     /// Stored length of the block file, from the index: the helper must deliver exactly this.
     pub stored_len: u32,
-    /// Fetch generation of the slot; echoed in the Cqe so a stale completion is ignored.
+    /// Generation of this submission (never reused); echoed in the Cqe so a stale completion
+    /// is ignored.
     pub seq: u32,
     /// 0 for a block's first submission; n when the n previous copies the helper delivered
     /// failed the kernel's checks (the helper should ask another server).
