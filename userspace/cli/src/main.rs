@@ -20,7 +20,7 @@ struct Cli {
     /// (HTTPBLK_LOG, a tracing filter such as "info,httpblk_core=debug", overrides).
     #[arg(short, long, global = true, action = ArgAction::Count)]
     verbose: u8,
-    /// Less: -q warnings and errors only, -qq errors only.
+    /// Less: -q errors only, -qq nothing (the final error message is still printed).
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
     quiet: u8,
 }
@@ -47,8 +47,8 @@ fn log_filter(verbose: u8, quiet: u8) -> tracing_subscriber::EnvFilter {
     }
     let spec = match (verbose, quiet) {
         (0, 0) => "info",
-        (0, 1) => "warn",
-        (0, _) => "error",
+        (0, 1) => "error",
+        (0, _) => "off",
         (1, _) => "info,httpblk=debug,httpblk_core=debug",
         (2, _) => "debug",
         _ => "trace",

@@ -157,7 +157,12 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
         };
         if sh.b.authorization.is_some() && auth != sh.b.authorization {
             sh.counts.unauthorized.fetch_add(1, Ordering::Relaxed);
-            reply(&mut w, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"t\"\r\n", b"")?;
+            reply(
+                &mut w,
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"t\"\r\n",
+                b"",
+            )?;
             continue;
         }
         if sh.b.query.is_some() && query != sh.b.query {
@@ -184,7 +189,7 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
         };
         if roll < sh.b.fail_500 + sh.b.close {
             sh.counts.closed.fetch_add(1, Ordering::Relaxed);
-            if roll % 2 == 0 {
+            if roll.is_multiple_of(2) {
                 // Halfway through the body.
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
                 w.write_all(head.as_bytes())?;
