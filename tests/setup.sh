@@ -13,6 +13,8 @@ APT_PACKAGES=(
     # test tools and peers
     nbdkit nbd-client fio nginx lighttpd dnsmasq mdadm erofs-utils squashfs-tools cloop-utils
     e2fsprogs curl lz4 zstd gzip iproute2 procps util-linux
+    # HTTPS, redirect and proxy tests: a throw-away CA, Squid as the shared forward cache
+    openssl squid
 )
 
 need_apt=()
@@ -20,7 +22,7 @@ for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")
 done
 if ((${#need_apt[@]})); then
-    # Servers must not start on the machine's ports 80/53 when installed.
+    # Servers must not start on the machine's ports 80/53/3128 when installed.
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
     apt-get update -qq
