@@ -20,10 +20,11 @@ HTTPBLK_BIN=$bin/httpblk HTTPBLK_GOLDEN_STORE=$bin/examples/golden_store bash "$
 out=$(mktemp -d /tmp/httpblk-vm.XXXXXX)
 # A snapshot of what is tested: rebuilding while the VM runs must not change it.
 mkdir "$out/bin"
-cp "$bin/httpblk" "$bin/examples/hostile_helper" "$repo/httpblk.ko" "$repo/Documentation/operations.md" "$out/bin/"
+cp "$bin/httpblk" "$bin/examples/hostile_helper" "$bin/examples/hostile_recover" "$repo/httpblk.ko" "$repo/Documentation/operations.md" "$out/bin/"
 cat >"$out/env" <<ENV
 export HTTPBLK_BIN=$out/bin/httpblk
 export HTTPBLK_HOSTILE=$out/bin/hostile_helper
+export HTTPBLK_HOSTILE_RECOVER=$out/bin/hostile_recover
 export HTTPBLK_KO=$out/bin/httpblk.ko
 export HTTPBLK_OPS_DOC=$out/bin/operations.md
 export HTTPBLK_WORK=$work

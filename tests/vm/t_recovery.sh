@@ -200,3 +200,17 @@ test_md_raid1_member_orphaned() {
     recover "$a" >/dev/null || fail "recover"
     mdadm --stop /dev/md0 >/dev/null
 }
+
+test_hostile_recovering_helper() {
+    # Proves: a recovering helper is as untrusted as a first one: another index, a bad ABI
+    # version, unknown flags and a second owner are refused; garbage on the new ring fails
+    # reads (never returns wrong data) and the kernel survives; the device still detaches.
+    insmod "$KO"
+    serve "$W/st" 8080
+    dev=$(attach http://127.0.0.1:8080/raw.hbi --io-timeout-ms 3000)
+    kill_helper "$dev"
+    "$HTTPBLK_HOSTILE_RECOVER" "${dev#/dev/httpblk}" "$W/st/raw.hbi" "$W/raw.img" ||
+        fail "the hostile recovering helper got something accepted"
+    no_stuck_tasks
+    "$B" detach "$dev" >/dev/null || fail "detach after the hostile helper"
+}
