@@ -120,6 +120,35 @@ fn retry_after_is_obeyed_and_retries_are_bounded() {
 }
 
 #[test]
+fn stalled_bodies_are_retried_and_requests_say_who_asks() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, st, _) = store(t.path(), 54);
+    let b = Behaviour {
+        stall_first: 4,
+        ..Behaviour::default()
+    };
+    let srv = Flaky::start(st, b, 4);
+    let out = t.path().join("out");
+    let t0 = Instant::now();
+    let r = run(bin()
+        .args(["cat", &srv.url("img.hbi"), "-o", out.to_str().unwrap()])
+        .args(["--request-timeout-ms", "500"]));
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    assert_eq!(sha256(&out), sha256(&src));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stalls of 10 s were waited out: {:?}",
+        t0.elapsed()
+    );
+    assert!(stderr_of(&r).contains("timed out after 500ms"), "{}", stderr_of(&r));
+    let agents = srv.agents.lock().unwrap().clone();
+    assert!(
+        !agents.is_empty() && agents.iter().all(|a| a.starts_with("httpblk/")),
+        "{agents:?}"
+    );
+}
+
+#[test]
 fn credentials_go_with_every_request_and_never_into_messages() {
     let t = tempfile::tempdir().unwrap();
     let (src, st, _) = store(t.path(), 53);

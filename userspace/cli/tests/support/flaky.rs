@@ -25,6 +25,8 @@ pub struct Behaviour {
     pub authorization: Option<String>,
     /// Requests must carry this query string.
     pub query: Option<String>,
+    /// The first this many block requests send half their body, then stall for 10 s.
+    pub stall_first: u64,
 }
 
 #[derive(Default)]
@@ -34,6 +36,7 @@ pub struct Counts {
     pub closed: AtomicU64,
     pub unavailable: AtomicU64,
     pub unauthorized: AtomicU64,
+    pub stalled: AtomicU64,
     pub ok: AtomicU64,
 }
 
@@ -42,6 +45,8 @@ pub struct Flaky {
     pub counts: Arc<Counts>,
     /// Every request line seen ("GET /path?query").
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// Every User-Agent seen.
+    pub agents: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -50,6 +55,7 @@ struct Shared {
     b: Behaviour,
     counts: Arc<Counts>,
     seen: Arc<Mutex<Vec<String>>>,
+    agents: Arc<Mutex<Vec<String>>>,
     rng: Mutex<u64>,
     stop: Arc<AtomicBool>,
 }
@@ -70,12 +76,14 @@ impl Flaky {
         let port = l.local_addr().unwrap().port();
         let counts = Arc::new(Counts::default());
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let agents = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             root,
             b,
             counts: counts.clone(),
             seen: seen.clone(),
+            agents: agents.clone(),
             rng: Mutex::new(seed | 1),
             stop: stop.clone(),
         });
@@ -96,6 +104,7 @@ impl Flaky {
             port,
             counts,
             seen,
+            agents,
             stop,
         }
     }
@@ -138,6 +147,9 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
             if let Some((n, v)) = h.split_once(':') {
                 if n.eq_ignore_ascii_case("authorization") {
                     auth = Some(v.trim().to_string());
+                }
+                if n.eq_ignore_ascii_case("user-agent") {
+                    sh.agents.lock().unwrap().push(v.trim().to_string());
                 }
             }
         }
@@ -187,6 +199,21 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
             reply(&mut w, "404 Not Found", "", b"")?;
             continue;
         };
+        if path.contains("/blocks/")
+            && sh.counts.stalled.fetch_add(1, Ordering::Relaxed) < sh.b.stall_first
+        {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            w.write_all(head.as_bytes())?;
+            w.write_all(&body[..body.len() / 2])?;
+            w.flush()?;
+            for _ in 0..100 {
+                if sh.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return Ok(());
+        }
         if roll < sh.b.fail_500 + sh.b.close {
             sh.counts.closed.fetch_add(1, Ordering::Relaxed);
             if roll.is_multiple_of(2) {

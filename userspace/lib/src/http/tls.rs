@@ -40,7 +40,10 @@ pub fn client_config(ca_cert: Option<&Path>) -> Result<ClientConfig> {
                 .map_err(|e| bad(format!("unusable certificate: {e}")))?;
         }
     }
+    #[cfg(not(feature = "aws-lc-rs"))]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Invalid(format!("TLS setup: {e}")))?
