@@ -140,7 +140,11 @@ fn stalled_bodies_are_retried_and_requests_say_who_asks() {
         "stalls of 10 s were waited out: {:?}",
         t0.elapsed()
     );
-    assert!(stderr_of(&r).contains("timed out after 500ms"), "{}", stderr_of(&r));
+    assert!(
+        stderr_of(&r).contains("timed out after 500ms"),
+        "{}",
+        stderr_of(&r)
+    );
     let agents = srv.agents.lock().unwrap().clone();
     assert!(
         !agents.is_empty() && agents.iter().all(|a| a.starts_with("httpblk/")),
