@@ -89,6 +89,8 @@ test_https_http2_through_squid_reads_whole_device() {
     nginx_tls_serve "$W/st-lz4" 8443 "$d"
     squid_start "$d" 3128
     trap 'kill $SQUID_PID 2>/dev/null; cp $d/*.log $LOG_DIR/ 2>/dev/null' EXIT
+    env | grep -i _proxy >"$LOG_DIR/proxy-env.txt" || true
+    unset no_proxy NO_PROXY http_proxy all_proxy ALL_PROXY
     export https_proxy=http://127.0.0.1:3128
     dev=$(attach "https://127.0.0.1:8443/ext4.hbi?sig=vmsecret" --ca-cert "$d/ca.pem") \
         || fail "attach"

@@ -145,6 +145,22 @@ fn stalled_bodies_are_retried_and_requests_say_who_asks() {
         "{}",
         stderr_of(&r)
     );
+    // A server whose blocks never arrive: verify says unreachable, not corrupt.
+    let stuck = Flaky::start(
+        t.path().join("st"),
+        Behaviour {
+            stall_first: 1 << 20,
+            ..Behaviour::default()
+        },
+        5,
+    );
+    let r = run(bin()
+        .args(["verify", &stuck.url("img.hbi"), "--retries", "0"])
+        .args(["--request-timeout-ms", "200"]));
+    assert_eq!(r.status.code(), Some(2), "{}", stderr_of(&r));
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(text.contains("unreachable: blocks"), "{text}");
+    assert!(!text.contains("corrupt"), "{text}");
     let agents = srv.agents.lock().unwrap().clone();
     assert!(
         !agents.is_empty() && agents.iter().all(|a| a.starts_with("httpblk/")),

@@ -25,13 +25,43 @@ pub struct Reader {
     buffers: Buffers,
 }
 
+/// What is wrong with a block file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not in the store (404, 410, no such file).
+    Missing,
+    /// There, but wrong: length, header, decoding or digest.
+    Corrupt,
+    /// Could not be read (connection, TLS, timeout, 5xx after every retry): unknown.
+    Unreachable,
+}
+
+impl ProblemKind {
+    pub fn of(e: &Error) -> ProblemKind {
+        match e {
+            e if e.is_missing() => ProblemKind::Missing,
+            Error::Fetch { kind, .. } if kind.is_content() => ProblemKind::Corrupt,
+            Error::Fetch { .. } | Error::Dns { .. } | Error::Io { .. } => ProblemKind::Unreachable,
+            _ => ProblemKind::Corrupt,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Missing => "missing",
+            ProblemKind::Corrupt => "corrupt",
+            ProblemKind::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// A problem `verify` found with one stored block.
 #[derive(Debug)]
 pub struct Problem {
     /// Every block index of the image that references the file.
     pub blocks: Vec<u64>,
     pub name: String,
-    pub missing: bool,
+    pub kind: ProblemKind,
     pub reason: String,
 }
 
@@ -100,12 +130,9 @@ impl Reader {
                 Ok(served) => served,
                 Err(e) => {
                     self.buffers.give(file);
-                    // A missing file stays what it is: `verify` reports it as missing.
-                    return Err(if e.is_missing() {
-                        e
-                    } else {
-                        bad(e.to_string())
-                    });
+                    // A failed read keeps its type (and its URL or path, which names the
+                    // file): `verify` tells missing, corrupt and unreachable apart.
+                    return Err(e);
                 }
             };
             let checked = block::decode_into(&file, out).and_then(|()| {
@@ -195,7 +222,7 @@ impl Reader {
                     let checked = r.fetch_checked(first, digest, len, &mut out).await;
                     r.buffers.give(out);
                     checked.err().map(|e| Problem {
-                        missing: e.is_missing(),
+                        kind: ProblemKind::of(&e),
                         name: block_rel_path(&digest),
                         reason: e.to_string(),
                         blocks,

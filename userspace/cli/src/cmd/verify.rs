@@ -7,7 +7,8 @@ use httpblk_core::reader::Reader;
 
 use super::http_args::HttpArgs;
 
-/// Check that every block of an image (or of every image in a store) is present and intact.
+/// Check that every block of an image (or of every image in a store) is present and intact:
+/// each bad block file is listed as missing, corrupt or unreachable (exit status 2).
 #[derive(clap::Args)]
 pub struct Args {
     /// A store directory (every index in it), an index file, or http[s]://HOST/PATH/NAME.hbi
@@ -39,7 +40,7 @@ pub fn run(a: Args) -> Result<i32> {
             let reader = Reader::open(loc, pin, &opts).await?;
             let problems = reader.verify(a.jobs as usize).await;
             for p in &problems {
-                let kind = if p.missing { "missing" } else { "corrupt" };
+                let kind = p.kind.as_str();
                 let blocks: Vec<String> = p.blocks.iter().take(8).map(u64::to_string).collect();
                 let more = if p.blocks.len() > 8 { ", …" } else { "" };
                 println!("{kind}: blocks {}{more}: {}", blocks.join(", "), p.reason);
