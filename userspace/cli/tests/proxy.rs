@@ -107,7 +107,7 @@ fn https_through_the_proxy_tunnel() {
     let r = run(bin()
         .env("https_proxy", squid.url())
         .env("http_proxy", "http://127.0.0.1:1")
-        .args(["cat", &format!("https://localhost:{port}/img.hbi")])
+        .args(["cat", &format!("https://127.0.0.1:{port}/img.hbi")])
         .args([
             "--ca-cert",
             ca.ca.to_str().unwrap(),
@@ -118,7 +118,7 @@ fn https_through_the_proxy_tunnel() {
     assert_eq!(sha256(&out), sha256(&src));
     let log = squid.wait_log(1);
     assert!(
-        log.iter().any(|l| l.contains("CONNECT localhost:")),
+        log.iter().any(|l| l.contains("CONNECT 127.0.0.1:")),
         "no CONNECT through Squid: {log:?}"
     );
     assert!(nginx.log().iter().any(|l| l.starts_with("/blocks/")));
