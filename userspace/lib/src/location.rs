@@ -279,7 +279,7 @@ impl Store {
     pub fn sources(&self) -> usize {
         match self {
             Store::Dir(_) => 1,
-            Store::Mirrors(m) => m.report().len(),
+            Store::Mirrors(m) => m.endpoint_count(),
         }
     }
 }

@@ -483,6 +483,14 @@ impl Mirrors {
             .collect()
     }
 
+    /// How many endpoints (addresses of mirrors) there are now.
+    pub fn endpoint_count(&self) -> usize {
+        self.mirrors
+            .iter()
+            .map(|m| m.endpoints.lock().unwrap().len())
+            .sum()
+    }
+
     /// The endpoint at `addr`, if some mirror has it.
     pub fn endpoint(&self, addr: SocketAddr) -> Option<Arc<Endpoint>> {
         self.all_endpoints()

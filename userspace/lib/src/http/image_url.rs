@@ -30,7 +30,7 @@ pub fn is_url(arg: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// `url` without user information and with its query replaced by `?…`: safe to print.
+/// `url` without user information and with its query replaced by `?...`: safe to print.
 pub fn redact(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
@@ -40,7 +40,7 @@ pub fn redact(url: &Url) -> String {
     u.set_fragment(None);
     let mut s = u.to_string();
     if hidden {
-        s.push_str("?…");
+        s.push_str("?...");
     }
     s
 }
@@ -158,7 +158,7 @@ impl ImageUrl {
     pub fn redacted(&self) -> String {
         let mut s = format!("{}{}", self.base, self.index_name);
         if self.query.is_some() {
-            s.push_str("?…");
+            s.push_str("?...");
         }
         s
     }
@@ -188,7 +188,7 @@ mod tests {
         );
         let shown = u.redacted();
         assert!(!shown.contains("bob") && !shown.contains("cret") && !shown.contains("XYZ"));
-        assert_eq!(shown, "https://cdn.example:8443/a/b/disk.hbi?…");
+        assert_eq!(shown, "https://cdn.example:8443/a/b/disk.hbi?...");
         assert!(!format!("{u:?}").contains("cret"));
     }
 
