@@ -2,13 +2,18 @@
 //! mutated indexes and garbage on the ring, and checks that each is refused or fails only its
 //! own device. Usage: hostile_helper INDEX_FILE. Exits non-zero if the kernel accepted
 //! something it must refuse.
+//!
+//! `hostile_helper --reuse-id INDEX_FILE`: device ownership across a reused id. File A adds a
+//! device (id N), file B removes it, file C adds a new device (the lowest free id: N again),
+//! then A is closed: C's device must survive (listed, not dead, its ring calls still work).
+//! Exits non-zero if closing A removed or killed C's device.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use httpblk_core::uapi::{self, AddDevice, Cqe, HelperHeader, Sqe, Wait};
+use httpblk_core::uapi::{self, AddDevice, Cqe, DeviceList, HelperHeader, KernelHeader, Sqe, Wait};
 
 fn open() -> File {
     OpenOptions::new()
@@ -58,10 +63,136 @@ fn mmap(f: &File, off: u64, len: usize, prot: i32) -> *mut u8 {
     }
 }
 
+/// Ids of the attached devices.
+fn list(f: &File) -> Vec<u32> {
+    let mut l = DeviceList {
+        count: 0,
+        reserved: 0,
+        ids: [0; uapi::LIST_MAX],
+    };
+    ioctl(f, uapi::IOC_LIST, &mut l).expect("IOC_LIST");
+    l.ids[..(l.count as usize).min(uapi::LIST_MAX)].to_vec()
+}
+
+/// `IOC_WAIT` with a `seen` that differs from the submission tail: a live device answers at
+/// once with its tail, a dead one with `ENODEV`. Run on a thread, bounded, in case it blocks.
+fn wait_differs(f: &File) -> Result<Result<u32, i32>, &'static str> {
+    let f = f.try_clone().expect("dup control file");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // No submission was ever posted (the disk was never started): the tail is 0.
+        let mut w = Wait {
+            seen: 0x8000_0000,
+            tail: 0,
+        };
+        let r = ioctl(&f, uapi::IOC_WAIT, &mut w).map(|()| w.tail);
+        // Closed before answering: the caller may close the last other copy right after.
+        drop(f);
+        let _ = tx.send(r);
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "IOC_WAIT still blocked after 10 s")
+}
+
+fn reuse_id(index: &[u8]) -> i32 {
+    let a = open();
+    let mut ra = add_req(index);
+    if let Err(e) = ioctl(&a, uapi::IOC_ADD, &mut ra) {
+        eprintln!("reuse-id: add from file A refused (errno {e})");
+        return 2;
+    }
+    let n = ra.dev_id;
+    let b = open();
+    let mut id = uapi::DeviceId {
+        dev_id: n,
+        reserved: 0,
+    };
+    if let Err(e) = ioctl(&b, uapi::IOC_REMOVE, &mut id) {
+        eprintln!("reuse-id: IOC_REMOVE of device {n} from file B refused (errno {e})");
+        return 2;
+    }
+    if list(&b).contains(&n) {
+        eprintln!("reuse-id: device {n} still listed after IOC_REMOVE");
+        return 1;
+    }
+    let c = open();
+    let mut rc = add_req(index);
+    if let Err(e) = ioctl(&c, uapi::IOC_ADD, &mut rc) {
+        eprintln!("reuse-id: add from file C refused (errno {e})");
+        return 2;
+    }
+    let m = rc.dev_id;
+    if m == n {
+        eprintln!("reuse-id: file C's new device got the freed id {n}");
+    } else {
+        eprintln!("reuse-id: note: file C's new device got id {m}, not the freed id {n}");
+    }
+    let klen = rc.kernel_region_len as usize;
+    let kern = mmap(&c, uapi::KERNEL_REGION_OFFSET, klen, libc::PROT_READ);
+    if kern.is_null() {
+        eprintln!("reuse-id: mapping device {m}'s kernel region refused");
+        return 1;
+    }
+    match wait_differs(&c) {
+        Ok(Ok(_)) => {}
+        r => {
+            eprintln!("reuse-id: device {m}'s ring is not usable before closing A: {r:?}");
+            return 2;
+        }
+    }
+
+    // The first file goes: its device was removed long ago; it must take nothing with it.
+    drop(a);
+
+    let mut failures = 0;
+    let ids = list(&b);
+    if !ids.contains(&m) {
+        eprintln!("FAILED: closing file A removed device {m}, which file C owns (listed: {ids:?})");
+        failures += 1;
+    }
+    // SAFETY: the kernel header lies at the start of the mapping made above.
+    let dead =
+        unsafe { &*(kern.add(std::mem::offset_of!(KernelHeader, dead)) as *const AtomicU32) };
+    if dead.load(Ordering::Acquire) != 0 {
+        eprintln!("FAILED: closing file A marked device {m} (file C's) dead");
+        failures += 1;
+    }
+    match wait_differs(&c) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            eprintln!("FAILED: IOC_WAIT on file C fails with errno {e} after closing file A");
+            failures += 1;
+        }
+        Err(what) => {
+            eprintln!("FAILED: {what} on file C after closing file A");
+            failures += 1;
+        }
+    }
+    // Closing C removes its own device.
+    // SAFETY: mapped above with this length.
+    unsafe { libc::munmap(kern.cast(), klen) };
+    drop(c);
+    let ids = list(&b);
+    if ids.contains(&m) {
+        eprintln!("FAILED: device {m} still listed after its file was closed ({ids:?})");
+        failures += 1;
+    }
+    if failures > 0 {
+        return 1;
+    }
+    println!("reuse-id: closing a file whose device was removed left device {m} alone");
+    0
+}
+
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .expect("usage: hostile_helper INDEX_FILE");
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "--reuse-id" {
+        let index = std::fs::read(&args[2]).expect("read index");
+        std::process::exit(reuse_id(&index));
+    }
+    let path = args
+        .get(1)
+        .expect("usage: hostile_helper [--reuse-id] INDEX_FILE");
     let index = std::fs::read(path).expect("read index");
     let mut failures = 0;
 
@@ -69,7 +200,7 @@ fn main() {
     type Mutation = Box<dyn Fn(&mut AddDevice)>;
     let cases: Vec<(&str, Mutation)> = vec![
         ("abi version", Box::new(|r| r.abi_version = 99)),
-        ("unknown flag", Box::new(|r| r.flags = 1)),
+        ("unknown flag", Box::new(|r| r.flags = !uapi::ADD_FLAGS_ALL)),
         // (0 slots is valid: it asks for the module's max_inflight.)
         (
             "too many slots",
