@@ -77,7 +77,7 @@ row() { printf '%-52s %6.2f s wall  %5.2f s CPU  nginx %5.2f s CPU  %6.1f MB/s o
 ratio() { echo "scale=2; $1 / $2" | bc; }
 ca=(--ca-cert "$d/ca.pem")
 
-echo "== cat over HTTPS vs curl over HTTPS ($((stored >> 20)) MiB of block files, $((size >> 20)) MiB image, concurrency $jobs, $(nproc) cores, best of 3)"
+echo "== cat over HTTPS vs curl over HTTPS ($((stored >> 20)) MiB of block files, $((size >> 20)) MiB image, concurrency $jobs, $(nproc) cores, best of ${HTTPBLK_BENCH_RUNS:-3})"
 read -r c2 c2c c2s < <(best3 "$B" cat "https://127.0.0.1:$p2/usr.hbi" "${ca[@]}" --jobs "$jobs" -o /dev/null)
 read -r u2 u2c u2s < <(best3 curl -sf --cacert "$d/ca.pem" --parallel --parallel-max "$jobs" -K "$d/urls2.txt" -o /dev/null)
 read -r c1 c1c c1s < <(best3 "$B" cat "https://127.0.0.1:$p2/usr.hbi" "${ca[@]}" --http1 --jobs "$jobs" -o /dev/null)
