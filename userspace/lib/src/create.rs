@@ -323,3 +323,18 @@ pub fn create_from(
         stats,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_are_plain_file_names() {
+        for good in ["disk", "disk-2024.05", "a b", "x..y"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b", "a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

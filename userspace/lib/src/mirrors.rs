@@ -768,3 +768,24 @@ pub fn backoff(round: u32, retry_after: Option<Duration>) -> Duration {
     let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
     base.mul_f64(jitter).max(retry_after.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_bound_and_obeys_retry_after() {
+        let within = |d: Duration, base: u64| {
+            let ms = d.as_millis() as u64;
+            ms >= base * 3 / 4 && ms <= base * 5 / 4
+        };
+        assert!(within(backoff(1, None), 100));
+        assert!(within(backoff(2, None), 200));
+        assert!(within(backoff(4, None), 800));
+        assert!(within(backoff(30, None), 3200));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+}

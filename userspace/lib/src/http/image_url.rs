@@ -45,6 +45,19 @@ pub fn redact(url: &Url) -> String {
     s
 }
 
+/// `arg` (not a valid URL) without what could be user information or a query.
+fn redact_text(arg: &str) -> String {
+    let no_query = arg.split(['?', '#']).next().unwrap_or("");
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or("");
+            format!("{scheme}://{host}{path}")
+        }
+        None => no_query.to_string(),
+    }
+}
+
 fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
