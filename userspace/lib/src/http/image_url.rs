@@ -85,12 +85,8 @@ fn decode(s: &str) -> String {
 impl ImageUrl {
     /// Parses `http[s]://[USER[:PASS]@]HOST[:PORT]/PATH/NAME.hbi[?QUERY]`.
     pub fn parse(arg: &str) -> Result<ImageUrl> {
-        let mut url = Url::parse(arg).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: not a URL: {e}",
-                arg.split('?').next().unwrap_or("")
-            ))
-        })?;
+        let mut url = Url::parse(arg)
+            .map_err(|e| Error::Invalid(format!("{}: not a URL: {e}", redact_text(arg))))?;
         let shown = redact(&url);
         let bad = |why: &str| Error::Invalid(format!("{shown}: {why}"));
         if !matches!(url.scheme(), "http" | "https") {
