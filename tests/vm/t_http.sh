@@ -115,3 +115,35 @@ test_https_http2_through_squid_reads_whole_device() {
     for _ in $(seq 50); do squid_saw_tunnel && break; sleep 0.1; done
     squid_saw_tunnel || fail "the helper did not go through Squid"
 }
+
+test_bench_https_cold_read() {
+    # A benchmark, not a test (bench/vm-https.sh runs it): cold sequential reads of the whole
+    # 24 MiB raw image (codec none, so every byte crosses TLS) over plain HTTP, HTTPS with
+    # HTTP/2 and HTTPS with HTTP/1.1 from one nginx, the module reloaded before each so its
+    # cache is empty; two rounds. Prints seconds per read.
+    [ -n "${HTTPBLK_TESTS:-}" ] || skip "a benchmark: bench/vm-https.sh runs it"
+    command -v openssl >/dev/null || skip "openssl is not installed"
+    insmod "$KO"
+    local d round mode url t0 t1
+    d=$(mktemp -d /tmp/http.XXXXXX)
+    http_ca "$d"
+    nginx_tls_serve "$W/st" 8443 "$d"
+    nginx_serve "$W/st" 8080
+    for round in 1 2; do
+        for mode in http https-h2 https-h1; do
+            case $mode in
+                http) set -- http://127.0.0.1:8080/raw.hbi ;;
+                https-h2) set -- https://127.0.0.1:8443/raw.hbi --ca-cert "$d/ca.pem" ;;
+                https-h1) set -- https://127.0.0.1:8443/raw.hbi --ca-cert "$d/ca.pem" --http1 ;;
+            esac
+            dev=$(attach "$@") || fail "attach $mode"
+            t0=$(date +%s.%N)
+            dd if="$dev" of=/dev/null bs=1M iflag=direct 2>/dev/null || fail "read over $mode"
+            t1=$(date +%s.%N)
+            [ "$(stat_of "$dev" io_errors)" = 0 ] || fail "I/O errors over $mode"
+            say "figure round=$round mode=$mode secs=$(echo "$t1 - $t0" | bc)"
+            detach "$dev"
+            rmmod httpblk && insmod "$KO"
+        done
+    done
+}
