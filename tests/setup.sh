@@ -10,6 +10,9 @@ APT_PACKAGES=(
     flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make
     # the VM
     qemu-system-x86 busybox-static python3-pip
+    # the boot test's Debian system (its initramfs is made inside it, so the host needs no
+    # initramfs-tools)
+    mmdebstrap
     # test tools and peers
     nbdkit nbd-client fio nginx lighttpd dnsmasq mdadm erofs-utils squashfs-tools cloop-utils
     e2fsprogs curl lz4 zstd gzip iproute2 procps util-linux
