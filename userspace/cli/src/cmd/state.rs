@@ -34,8 +34,10 @@ fn path(dev_id: u32) -> PathBuf {
 impl DeviceState {
     pub fn write(&self) -> Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         std::fs::create_dir_all(dir())?;
+        // Root only: the recorded attach arguments may hold credentials.
+        std::fs::set_permissions(dir(), std::fs::Permissions::from_mode(0o700))?;
         // Written whole under a temporary name, then renamed: a reader never sees half.
         let tmp = dir().join(format!(".httpblk{}.json.tmp", self.dev_id));
         let mut f = std::fs::OpenOptions::new()
