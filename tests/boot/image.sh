@@ -5,7 +5,7 @@
 # and scripts in /etc/initramfs-tools/), its initramfs made inside it by update-initramfs, then
 # an ext4 image of it and an httpblk store of that image.
 #   image.sh KDIR   prints the output folder: bzImage, initrd.img, root.img (ext4), store/
-#                   (root.hbi), digest (index sha256), image-id, blob.sha256, install.txt
+#                   (root.hbi), digest (index sha256), image-id, blob.sha256
 # Cached in ~/.cache/httpblk/boot-image-KEY, keyed by every input; older ones are removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,19 +37,10 @@ t=$PWD/tree
 tar -xf "$rootfs" -C "$t"
 
 # The kernel's modules folder (modules.builtin: everything else is built in), then httpblk
-# installed like a driver. install.txt keeps what the install test checks.
+# installed like a driver.
 make -s -C "$kdir" "${KMAKE_ARGS[@]}" INSTALL_MOD_PATH="$t" modules_install >/dev/null
 make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" install DESTDIR="$t" >install.log 2>&1 ||
     { tail -20 install.log >&2; exit 1; }
-{
-    echo "module $(cd "$t" && ls lib/modules/"$kver"/updates/httpblk.ko)"
-    echo "depmod $(depmod -b "$t" -n "$kver" 2>/dev/null | grep -c '^updates/httpblk.ko:')"
-    modinfo -b "$t" -k "$kver" -F parm httpblk | sed 's/^/parm /'
-    (cd "$t" && ls usr/local/bin/httpblk usr/local/share/man/man1/httpblk.1.gz \
-        usr/local/share/bash-completion/completions/httpblk etc/systemd/system/httpblk@.service \
-        etc/initramfs-tools/hooks/httpblk etc/initramfs-tools/scripts/local-top/httpblk \
-        etc/initramfs-tools/scripts/local-bottom/httpblk) | sed 's/^/file /'
-} >install.txt
 cp "$kdir/arch/x86/boot/bzImage" "$t/boot/vmlinuz-$kver"
 cp "$kdir/.config" "$t/boot/config-$kver"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/boot/run.sh and bench/boot.sh: servers on the host's loopback and one QEMU
 # boot at a time (TCG, never KVM), its serial console in a file, every wait bounded in seconds.
 # The guest reaches the host's 127.0.0.1 at 10.0.2.2 through QEMU's user networking.

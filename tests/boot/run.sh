@@ -3,9 +3,10 @@
 # image on a web server on the host, under QEMU (TCG, user networking: the guest reaches the
 # host's loopback at 10.0.2.2), set up the way a user would (image.sh). One VM at a time.
 #
-#   install          `make install DESTDIR=tree` put httpblk.ko in /lib/modules/KVER/updates/,
-#                    depmod -b finds it, modinfo shows its parameters; the binary, man pages,
-#                    completions, systemd unit, initramfs-tools hook and scripts are in place
+#   install          `make install DESTDIR=stage` puts httpblk.ko in lib/modules/KVER/updates/,
+#                    depmod -b and modprobe -d find it, modinfo shows its parameters; the binary,
+#                    man pages, completions, systemd unit, initramfs-tools hook and scripts are
+#                    in place (the image is made the same way, and its boots use them)
 #   root_readonly    root=/dev/httpblk0 ro, URL by IP, the helper given DHCP's name servers
 #                    (QEMU's, which forward to the host's resolver: not used): systemd reaches
 #                    "running" with no failed unit; the booted system reports the image's
@@ -91,20 +92,31 @@ check_boot() {
     expect "shutdown: $shutdown_errors" eq "$shutdown_errors" ""
 }
 
-# install: what `make install` put into the image's tree (image.sh recorded it).
+# install: `make install` into a staging root (INSTALL_MOD_PATH defaults to DESTDIR), as a
+# package build or a user's own install would run it.
 t0=$SECONDS
-inst=$IMG/install.txt
-expect "httpblk.ko not in lib/modules/$kver/updates/" grep -qx "module lib/modules/$kver/updates/httpblk.ko" "$inst"
-expect "depmod -b does not list httpblk.ko" grep -qx 'depmod 1' "$inst"
-for p in cache_mb max_inflight io_timeout_ms recovery_timeout_ms readahead_kb; do
-    expect "modinfo shows no parameter $p" grep -q "^parm $p:" "$inst"
-done
-for f in usr/local/bin/httpblk usr/local/share/man/man1/httpblk.1.gz \
-    usr/local/share/bash-completion/completions/httpblk etc/systemd/system/httpblk@.service \
-    etc/initramfs-tools/hooks/httpblk etc/initramfs-tools/scripts/local-top/httpblk \
-    etc/initramfs-tools/scripts/local-bottom/httpblk; do
-    expect "$f not installed" grep -qx "file $f" "$inst"
-done
+stage=$OUT/stage
+if make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" install DESTDIR="$stage" >"$OUT/install.log" 2>&1; then
+    expect "httpblk.ko not in lib/modules/$kver/updates/" test -f "$stage/lib/modules/$kver/updates/httpblk.ko"
+    expect "depmod -b does not find httpblk.ko" \
+        sh -c "depmod -b '$stage' -n '$kver' 2>/dev/null | grep -q '^updates/httpblk.ko:'"
+    expect "modprobe does not resolve httpblk" \
+        sh -c "modprobe -d '$stage' -S '$kver' --show-depends httpblk | grep -q 'updates/httpblk.ko'"
+    for p in cache_mb max_inflight io_timeout_ms recovery_timeout_ms readahead_kb; do
+        expect "modinfo shows no parameter $p" \
+            sh -c "modinfo -b '$stage' -k '$kver' -F parm httpblk | grep -q '^$p:'"
+    done
+    for f in usr/local/bin/httpblk usr/local/share/man/man1/httpblk.1.gz \
+        usr/local/share/bash-completion/completions/httpblk etc/systemd/system/httpblk@.service \
+        etc/initramfs-tools/hooks/httpblk etc/initramfs-tools/scripts/local-top/httpblk \
+        etc/initramfs-tools/scripts/local-bottom/httpblk; do
+        expect "$f not installed" test -s "$stage/$f"
+    done
+    expect "the hook does not name the installed binary" \
+        grep -q '^BIN=/usr/local/bin/httpblk$' "$stage/etc/initramfs-tools/hooks/httpblk"
+else
+    problems+=("make install failed: $(tail -3 "$OUT/install.log" | tr '\n' ' ')")
+fi
 result install $((SECONDS - t0))
 
 # root_readonly
