@@ -70,8 +70,11 @@ impl<T: FileOps> FopsTable<T> {
         f.release = Some(release_callback::<T>);
         f.unlocked_ioctl = Some(ioctl_callback::<T>);
         // Every argument is a pointer to a fixed-layout struct: 32-bit callers only need
-        // their pointer widened (`compat_ptr`).
-        f.compat_ioctl = Some(bindings::compat_ptr_ioctl);
+        // their pointer widened (`compat_ptr`). A kernel without 32-bit userspace has none.
+        #[cfg(CONFIG_COMPAT)]
+        {
+            f.compat_ioctl = Some(bindings::compat_ptr_ioctl);
+        }
         f.mmap = Some(mmap_callback::<T>);
         f
     };

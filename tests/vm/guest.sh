@@ -61,8 +61,11 @@ for f in t_*.sh; do
 done
 tests=$(declare -F | awk '{print $3}' | grep '^test_' | sort)
 [ -n "${HTTPBLK_TESTS:-}" ] && tests=$(echo "$tests" | grep -E "$HTTPBLK_TESTS")
-for t in $tests; do
-    run_test "$t"
+# HTTPBLK_REPEAT=N runs the selected tests N times over, in one VM (a flaky test shows up).
+for round in $(seq "${HTTPBLK_REPEAT:-1}"); do
+    for t in $tests; do
+        run_test "$t"
+    done
 done
 
 # Leaks: kmemleak over everything the suite did, module loaded and unloaded many times.

@@ -156,3 +156,20 @@ no_stuck_tasks() {
 
 # stat_of DEV NAME: one of the device's figures in /sys/block/httpblkN/httpblk/.
 stat_of() { cat "/sys/block/$(basename "$1")/httpblk/$2"; }
+
+# data_blocks IMG FROM: the 256 KiB blocks of IMG from block FROM on that hold a non-zero
+# byte, one per line. An all-zero block is never fetched (the index marks it), so a test that
+# needs a read to miss must pick one of these: how much of an ext4 image is data depends on
+# the host's files it was made from.
+data_blocks() {
+    python3 - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "rb") as f:
+    f.seek(int(sys.argv[2]) << 18)
+    b = int(sys.argv[2])
+    while chunk := f.read(1 << 18):
+        if chunk.count(0) != len(chunk):
+            print(b)
+        b += 1
+PY
+}

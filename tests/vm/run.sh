@@ -3,6 +3,7 @@
 # binaries, prepares test images, boots the kernel under virtme-ng and runs guest.sh there.
 # Prints one line per test and "N passed, M failed"; exits non-zero on any failure.
 #   HTTPBLK_TESTS=REGEX   run only matching tests
+#   HTTPBLK_REPEAT=N      run them N times over in the one VM
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -30,11 +31,12 @@ export HTTPBLK_OPS_DOC=$out/bin/operations.md
 export HTTPBLK_WORK=$work
 export HTTPBLK_OUT=$out
 export HTTPBLK_TESTS='${HTTPBLK_TESTS:-}'
+export HTTPBLK_REPEAT='${HTTPBLK_REPEAT:-1}'
 ENV
 
 accel=$("$here/accel.sh" "$kdir")
 echo "vm: booting ($accel), logs in $out"
-timeout 3000 vng --run "$kdir/arch/x86/boot/bzImage" $accel --memory 3G --cpus 2 \
+timeout $((3000 * ${HTTPBLK_REPEAT:-1})) vng --run "$kdir/arch/x86/boot/bzImage" $accel --memory 3G --cpus 2 \
     --rwdir "$out" --exec "bash -c '. $out/env; bash $here/guest.sh'" >"$out/console.log" 2>&1 || true
 
 if [ ! -f "$out/finished" ]; then
