@@ -17,10 +17,25 @@ use rustls::{ClientConfig, RootCertStore};
 
 use crate::{Error, Result};
 
+/// The system's CA certificates. `SSL_CERT_FILE` / `SSL_CERT_DIR` when set; else the
+/// distribution's bundle file alone when there is one: it holds every certificate of the
+/// directory beside it (update-ca-certificates writes both), and reading the directory too
+/// means opening each of its ~150 files at every start of every helper (1 s of a 1.7 s
+/// attach in the test VM); else the certificate directory.
+fn system_roots() -> rustls_native_certs::CertificateResult {
+    let env_set = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    match openssl_probe::probe().cert_file {
+        Some(bundle) if !env_set => rustls_native_certs::load_certs_from_paths(Some(&bundle), None),
+        _ => rustls_native_certs::load_native_certs(),
+    }
+}
+
 /// The rustls configuration every client shares.
 pub fn client_config(ca_cert: Option<&Path>) -> Result<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
+    let native = system_roots();
     for e in &native.errors {
         tracing::debug!("system CA certificates: {e}");
     }
