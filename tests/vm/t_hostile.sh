@@ -44,16 +44,10 @@ hb_attach() {
     timeout "$secs" "$B" attach "$@" 2>>"$LOG_DIR/attach.log"
 }
 
-# hb_helper_pid DEV: the pid of DEV's helper (`httpblk attach` serving its ring).
-hb_helper_pid() {
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
-        "$HTTPBLK_RUN_DIR/$(basename "$1").json"
-}
-
 # hb_detach SECS DEV: detach; DEV and its helper must be gone within SECS seconds.
 hb_detach() {
     local secs=$1 dev=$2 pid
-    pid=$(hb_helper_pid "$dev") || { fail "no helper state for $dev"; return 1; }
+    pid=$(helper_pid "$dev") || { fail "no helper state for $dev"; return 1; }
     hb_bounded "$secs" "$LOG_DIR/detach.txt" "$B" detach "$dev" ||
         { fail "detach of $dev failed or hung: $(cat "$LOG_DIR/detach.txt")"; return 1; }
     hb_wait_ms $((secs * 1000)) "! kill -0 $pid 2>/dev/null && [ ! -b $dev ]" ||
@@ -197,7 +191,7 @@ test_frozen_helper_does_not_stall_other_devices() {
     for d in "$a" "$b"; do
         echo none >"/sys/block/$(basename "$d")/queue/scheduler" 2>/dev/null || true
     done
-    pid=$(hb_helper_pid "$a") || fail "no helper state for $a"
+    pid=$(helper_pid "$a") || fail "no helper state for $a"
     hb_bounded 400 "$LOG_DIR/stallcheck.txt" python3 "$PWD/stallcheck.py" \
         "$a" "$W/st/raw.hbi" 3000 "$pid" "$b" "$W/raw.img" 300 || rc=$?
     kill -CONT "$pid" 2>/dev/null || true
@@ -219,7 +213,7 @@ test_killed_helper_releases_joined_fetch() {
     serve "$W/st" 8081
     a=$(hb_attach 60 http://127.0.0.1:8080/raw.hbi) || fail "attach A"
     b=$(hb_attach 60 http://127.0.0.1:8081/raw.hbi --io-timeout-ms 20000) || fail "attach B"
-    pid=$(hb_helper_pid "$a") || fail "no helper state for $a"
+    pid=$(helper_pid "$a") || fail "no helper state for $a"
     # A's fetch of block 40 (far from what the partition scan read) gets stuck: its server is frozen.
     kill -STOP "$a_srv"
     fa=$(stat_of "$a" fetches)

@@ -1,12 +1,6 @@
 # The device outlives its helper: cache hits go on, misses wait for `httpblk recover`, and a
 # read fails only when no helper comes back within the recovery timeout.
 
-# helper_pid DEV: the pid of DEV's current helper, from its state file.
-helper_pid() {
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
-        "$HTTPBLK_RUN_DIR/$(basename "$1").json"
-}
-
 # alive PID: whether PID is a live process (a zombie nobody reaped yet is not).
 alive() {
     local st
