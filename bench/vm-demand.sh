@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# VM benchmark (issue: performance you can judge under emulation; demand before readahead in
-# the helper). One server (`httpblk serve` on 127.0.0.31 in the VM) behind a link shaped with
-# tc netem: HTTPBLK_BENCH_RATE (default 8mbit, what the emulated CPU carries with half its
-# time idle), a round trip of HTTPBLK_BENCH_RTT (default 200ms). An image of random bytes (256 KiB blocks, codec none) and the module loaded with
+# VM benchmark (issue: performance you can judge under emulation; demand before readahead).
+# One server (`httpblk serve` on 127.0.0.31 in the VM) behind a link shaped with tc netem:
+# HTTPBLK_BENCH_RATE (default 8mbit, what the emulated CPU carries with half its time idle), a
+# round trip of HTTPBLK_BENCH_RTT (default 200ms). An image of random bytes (256 KiB blocks,
+# codec none) and the module loaded with
 # readahead_kb=8192: a sequential reader has up to 32 readahead fetches posted. On one
 # device, fio reads the first three quarters sequentially (1 MiB, one at a time, direct I/O)
 # while, from 10 s later, 4 KiB reads at random, one at a time, hit the last quarter: each at
@@ -11,9 +12,10 @@
 # MB/s and the guest's idle share:
 #  - alone: the random reader without the sequential one (the floor: a round trip and one
 #    block's transfer);
-#  - before: `attach --readahead-transfers 0`, every readahead fetch transfers at once (the
-#    helper before demand-first);
-#  - after: the default, at most 4 readahead transfers at once; demand fetches never wait.
+#  - before: the module loaded with readahead_inflight=256, every readahead fetch posted
+#    transfers at once (the driver before demand-first);
+#  - after: the default readahead_inflight=4, at most 4 readahead fetches in flight; a miss
+#    never waits for a slot or a transfer behind them.
 # Each run lasts HTTPBLK_BENCH_SECS (default 150). HTTPBLK_BENCH_MB (default 512) sets the image
 # size: the sequential reader must not reach the end of its part. Not a test: a run under 30%
 # idle is marked CPU-bound.
@@ -55,7 +57,7 @@ mixed() {
 shape $rtt $rate \$a
 fresh readahead_kb=8192; dev=\$(\$B attach http://\$a:8080/rand.hbi \$slow_link)
 measured alone mixed \$dev
-fresh readahead_kb=8192; dev=\$(\$B attach http://\$a:8080/rand.hbi \$slow_link --readahead-transfers 0)
+fresh readahead_kb=8192 readahead_inflight=256; dev=\$(\$B attach http://\$a:8080/rand.hbi \$slow_link)
 measured before mixed \$dev seq
 echo "before-fetches: n=\$(cat /sys/block/\$(basename \$dev)/httpblk/fetches) readahead=\$(cat /sys/block/\$(basename \$dev)/httpblk/readahead_fetches)"
 fresh readahead_kb=8192; dev=\$(\$B attach http://\$a:8080/rand.hbi \$slow_link)
@@ -78,8 +80,8 @@ row() {
         "$(fig "$1" n)" "$(fig "$1" mbps)" "$(fig "$1" idle)" "$cpu"
 }
 row alone "alone (no sequential reader)"
-row before "before: --readahead-transfers 0"
-row after "after: at most 4 readahead transfers"
+row before "before: readahead_inflight=256"
+row after "after: readahead_inflight=4 (default)"
 echo "  p50 before / after: $(ratio "$(fig before p50)" "$(fig after p50)")x, p99 before / after: $(ratio "$(fig before p99)" "$(fig after p99)")x"
 echo "  sequential reader after / before: $(ratio "$(fig after mbps)" "$(fig before mbps)")x"
 echo "(figures as the guest printed them: $out/guest.log)"

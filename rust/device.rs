@@ -73,6 +73,9 @@ pub(crate) struct Device {
     pub(crate) last_read_end: AtomicU64,
     /// The last block readahead has looked at in the current run of sequential reads.
     pub(crate) ahead_checked: AtomicU64,
+    /// Readahead stopped at `readahead_inflight`: reads skip it, and the device lock, until a
+    /// fetch ends or a read comes to wait for one (set and cleared under the state lock).
+    pub(crate) readahead_full: AtomicBool,
     dead: AtomicBool,
     pub(crate) started: AtomicBool,
     pub(crate) shared: Arc<Shared>,
@@ -113,6 +116,7 @@ impl Device {
                 url: p.url,
                 last_read_end: AtomicU64::new(u64::MAX),
                 ahead_checked: AtomicU64::new(0),
+                readahead_full: AtomicBool::new(false),
                 hasher,
                 nr_slots,
                 io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),

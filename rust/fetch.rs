@@ -55,7 +55,8 @@ pub(crate) struct Fetch {
     pub(crate) attempts: u32,
     /// This fetch holds the pending-table claim on `key`.
     pub(crate) claimed: bool,
-    /// A read waits for it (else readahead): the helper serves these first.
+    /// A read waits for it (else readahead): readahead in flight is bounded
+    /// (`readahead_inflight`), demand is not.
     pub(crate) demand: bool,
     /// When the fetch was first posted (`clock::now_ns`), for latency figures.
     pub(crate) started_ns: u64,
@@ -113,6 +114,11 @@ impl State {
 
     pub(crate) fn free_slots(&self) -> usize {
         self.slots.iter().filter(|s| s.is_none()).count()
+    }
+
+    /// Fetches in flight that no read waits for (readahead and prefetch).
+    pub(crate) fn readahead_in_flight(&self) -> usize {
+        self.fetches.values().filter(|f| !f.demand).count()
     }
 
     /// Moves every fetch and every waiting read to `d`, failed: the device is dying.
@@ -179,8 +185,12 @@ impl Device {
             return Err(EIO);
         }
         if let Some(f) = st.fetches.get_mut(&b) {
-            // A read waits for it now: a new helper gets it as demand.
-            f.demand = true;
+            // A read waits for it now: a new helper gets it as demand, and it no longer counts
+            // against the readahead bound.
+            if !f.demand {
+                f.demand = true;
+                self.readahead_full.store(false, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         // Checked again under the lock: a fetch caches its block before it releases its claim.
@@ -268,19 +278,22 @@ impl Device {
     }
 
     /// Starts fetching block `b` in a free slot if it is neither cached nor in flight anywhere
-    /// and more than `reserve` slots are free; readahead and prefetch never queue.
-    pub(crate) fn prefetch(&self, st: &mut State, b: u64, reserve: usize) {
-        let Some(key) = self.key(b) else { return };
+    /// and more than `reserve` slots are free; readahead and prefetch never queue. Returns
+    /// whether it started a fetch.
+    pub(crate) fn prefetch(&self, st: &mut State, b: u64, reserve: usize) -> bool {
+        let Some(key) = self.key(b) else {
+            return false;
+        };
         if self.is_dead()
             || st.ring.regions.is_none()
             || st.fetches.get(&b).is_some()
             || st.queue.iter().next().is_some()
             || st.free_slots() <= reserve
         {
-            return;
+            return false;
         }
         if self.shared.pending.contains(&key) || self.shared.cache.contains(&key) {
-            return;
+            return false;
         }
         let Ok(node) = RBTreeNode::new(
             b,
@@ -294,12 +307,14 @@ impl Device {
             },
             GFP_KERNEL,
         ) else {
-            return;
+            return false;
         };
         st.fetches.insert(node);
-        if self.own_fetch(st, b).is_ok() {
-            self.stats.readahead_fetches.fetch_add(1, Ordering::Relaxed);
+        if self.own_fetch(st, b).is_err() {
+            return false;
         }
+        self.stats.readahead_fetches.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Posts the fetch of `b` to `slot` (first submission).
@@ -325,6 +340,7 @@ impl Device {
         let Some(node) = st.fetches.remove_node(&b) else {
             return;
         };
+        self.readahead_full.store(false, Ordering::Relaxed);
         match phase {
             Phase::Submitted { slot, .. } => {
                 if let Some(s) = st.slots.get_mut(slot as usize) {

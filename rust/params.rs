@@ -70,3 +70,11 @@ uint_param!(
     0o644,
     "Blocks fetched ahead of a sequential reader, in KiB; 0 = off"
 );
+uint_param!(
+    READAHEAD_INFLIGHT,
+    readahead_inflight,
+    4,
+    1..=256,
+    0o644,
+    "Most readahead fetches in flight per device; a read's own misses are never held back by them"
+);

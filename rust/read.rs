@@ -189,9 +189,12 @@ impl Device {
     }
 
     /// When reads are sequential, starts fetching the `readahead_kb` after block `last`. A
-    /// quarter of the slots stay free for demand misses, so readahead never delays them.
-    /// Blocks already looked at for this run of sequential reads are not looked at again, so
-    /// a warm sequential reader rarely takes the device lock.
+    /// quarter of the slots stay free for demand misses, and at most `readahead_inflight`
+    /// readahead fetches are in flight, so a miss shares the link with that many readahead
+    /// transfers at most (a readahead fetch that a read of this device joins is demand from
+    /// then on, and no longer counts). Blocks already looked at for this run of sequential
+    /// reads are not looked at again, and readahead at its bound is skipped until a fetch
+    /// ends, so a warm sequential reader rarely takes the device lock.
     fn readahead(&self, first: u64, last: u64) {
         let prev_end = self.last_read_end.swap(last + 1, Ordering::Relaxed);
         // Sequential: this read starts in the block the previous one ended in, or the next.
@@ -204,18 +207,26 @@ impl Device {
             .saturating_add(ahead)
             .min(self.index.nr_blocks.saturating_sub(1));
         let from = (last + 1).max(self.ahead_checked.load(Ordering::Relaxed).saturating_add(1));
-        if end < from {
+        if end < from || self.readahead_full.load(Ordering::Relaxed) {
             return;
         }
         // Never the last slot: with one slot, no readahead at all.
         let reserve = (self.nr_slots.get() / 4).max(1) as usize;
+        let limit = params::READAHEAD_INFLIGHT.get() as usize;
         let mut st = self.state.lock();
+        let mut in_flight = st.readahead_in_flight();
         let mut checked = from - 1;
         for b in from..=end {
+            if in_flight >= limit {
+                self.readahead_full.store(true, Ordering::Relaxed);
+                break;
+            }
             if st.free_slots() <= reserve {
                 break;
             }
-            self.prefetch(&mut st, b, reserve);
+            if self.prefetch(&mut st, b, reserve) {
+                in_flight += 1;
+            }
             checked = b;
         }
         self.ahead_checked.fetch_max(checked, Ordering::Relaxed);

@@ -132,7 +132,7 @@ test_joined_fetch_of_a_stalled_device_falls_back() {
 test_module_parameters() {
     # Proves: modinfo describes every parameter, out-of-range values are refused at load,
     # cache_mb bounds the cache (evicting), max_inflight caps the ring, writable ones apply.
-    for p in max_devices cache_mb queue_depth nr_hw_queues io_timeout_ms max_inflight readahead_kb; do
+    for p in max_devices cache_mb queue_depth nr_hw_queues io_timeout_ms max_inflight readahead_kb readahead_inflight; do
         modinfo -p "$KO" | grep -q "^$p:.\+" || fail "modinfo lacks a description of $p"
     done
     if insmod "$KO" cache_mb=0 2>/dev/null; then fail "cache_mb=0 was accepted"; fi
@@ -157,7 +157,11 @@ test_module_parameters() {
 }
 
 test_readahead() {
-    # Proves: a sequential reader gets blocks fetched ahead of it; readahead_kb=0 turns it off.
+    # Proves: a sequential reader gets blocks fetched ahead of it; readahead_inflight bounds
+    # the readahead fetches in flight (each read posts at most that many: two reads from block
+    # 40 post 4 at most with 2, and more with 256, most of the 8 MiB ahead); readahead_kb=0
+    # turns it off. Counted over the two reads alone, far from where udev's probe of a new
+    # disk reads (its start and end).
     insmod "$KO" readahead_kb=2048
     serve "$W/st" 8080
     dev=$(attach http://127.0.0.1:8080/raw.hbi)
@@ -166,6 +170,21 @@ test_readahead() {
     say "readahead fetches: $ra of $(stat_of "$dev" fetches)"
     [ "$ra" -gt 0 ] || fail "no readahead on a sequential read"
     detach "$dev"
+    for lim in 2 256; do
+        rmmod httpblk && insmod "$KO" readahead_kb=8192 readahead_inflight=$lim
+        dev=$(attach http://127.0.0.1:8080/raw.hbi)
+        timeout 30 udevadm settle 2>/dev/null || true
+        ra=$(stat_of "$dev" readahead_fetches)
+        dd if="$dev" of=/dev/null bs=256k skip=40 count=2 iflag=direct 2>/dev/null || fail "read, readahead_inflight=$lim"
+        ra=$(($(stat_of "$dev" readahead_fetches) - ra))
+        say "readahead_inflight=$lim: $ra readahead fetches after two reads"
+        detach "$dev"
+        if [ "$lim" = 2 ]; then
+            [ "$ra" -gt 0 ] && [ "$ra" -le 4 ] || fail "$ra readahead fetches with readahead_inflight=2"
+        else
+            [ "$ra" -gt 4 ] || fail "only $ra readahead fetches with readahead_inflight=256"
+        fi
+    done
     echo 0 >/sys/module/httpblk/parameters/readahead_kb
     echo 3 >/proc/sys/vm/drop_caches
     rmmod httpblk && insmod "$KO" readahead_kb=0

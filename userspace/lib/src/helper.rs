@@ -19,11 +19,6 @@ use crate::store::{block_rel_path, write_new_file};
 use crate::uapi::{Cqe, Sqe};
 use crate::Result;
 
-/// Readahead and prefetch transfers at once, by default. Demand fetches (a read waits for
-/// them) are never held back: on a saturated link a demand fetch shares it with at most this
-/// many readahead transfers instead of with every slot's.
-pub const READAHEAD_TRANSFERS: usize = 4;
-
 /// Reads of a local store per submission before the helper reports failure to the kernel.
 const DIR_ATTEMPTS: u32 = 3;
 /// The kernel resubmits a rejected block at once: who served a block is remembered this long
@@ -41,19 +36,14 @@ pub struct Helper {
     from_disk: Mutex<HashSet<u64>>,
     /// Which endpoint served each recent block, and when.
     served: Mutex<HashMap<u64, (Arc<Endpoint>, Instant)>>,
-    /// Readahead waits for one of these; demand does not. `None`: readahead is not limited.
-    readahead: Option<tokio::sync::Semaphore>,
 }
 
 impl Helper {
-    /// `readahead_transfers`: readahead and prefetch transfers at once (`READAHEAD_TRANSFERS`
-    /// by default), 0 = no limit.
     pub fn new(
         ring: Ring,
         index: Index,
         source: Source,
         cache_dir: Option<PathBuf>,
-        readahead_transfers: usize,
     ) -> Arc<Helper> {
         Arc::new(Helper {
             ring,
@@ -62,8 +52,6 @@ impl Helper {
             cache_dir,
             from_disk: Mutex::new(HashSet::new()),
             served: Mutex::new(HashMap::new()),
-            readahead: (readahead_transfers > 0)
-                .then(|| tokio::sync::Semaphore::new(readahead_transfers)),
         })
     }
 
@@ -82,17 +70,19 @@ impl Helper {
     }
 
     async fn serve(&self, sqe: Sqe) {
-        // Demand first: a readahead transfer waits for a free readahead permit, a demand one
-        // starts at once (Documentation/ring.md, `SQE_DEMAND`).
-        let _permit = match (&self.readahead, sqe.flags & crate::uapi::SQE_DEMAND) {
-            (Some(limit), 0) => limit.acquire().await.ok(),
-            _ => None,
-        };
+        // Every submission starts at once: the kernel bounds the readahead it posts
+        // (`readahead_inflight`), and holding readahead back here would hold back the reads
+        // that join it later (Documentation/ring.md, `SQE_DEMAND`).
         tracing::debug!(
-            "fetch block {} into slot {} (seq {})",
+            "fetch block {} into slot {} (seq {}{})",
             sqe.block,
             sqe.slot,
-            sqe.seq
+            sqe.seq,
+            if sqe.flags & crate::uapi::SQE_DEMAND != 0 {
+                ", demand"
+            } else {
+                ", readahead"
+            }
         );
         let status = match self.fetch(&sqe).await {
             Ok(len) => return self.post(sqe, 0, len),

@@ -51,11 +51,6 @@ pub struct Args {
     /// Remove the device when this helper exits, instead of keeping it for `httpblk recover`.
     #[arg(long)]
     remove_on_exit: bool,
-    /// Readahead and prefetch transfers at once, 0 to 256 (0 = no limit); demand fetches (a
-    /// read waits for them) never wait for these.
-    #[arg(long, default_value_t = httpblk_core::helper::READAHEAD_TRANSFERS as u32,
-          value_parser = clap::value_parser!(u32).range(0..=256))]
-    readahead_transfers: u32,
 }
 
 impl Args {
@@ -141,13 +136,7 @@ pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
     );
     let dev_id = ring.added.dev_id;
     let dev = format!("/dev/httpblk{dev_id}");
-    let helper = Helper::new(
-        ring,
-        index,
-        source,
-        a.cache_dir.clone(),
-        a.readahead_transfers as usize,
-    );
+    let helper = Helper::new(ring, index, source, a.cache_dir.clone());
 
     let serving = {
         let helper = helper.clone();
