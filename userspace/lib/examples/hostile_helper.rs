@@ -299,7 +299,8 @@ fn main() {
     let fr = f.try_clone().unwrap();
     let (kern_addr, help_addr) = (kern as usize, help as usize);
     // Serve with garbage: wrong generations, slots, lengths and contents.
-    let server = std::thread::spawn(move || {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let (kern, help) = (kern_addr as *mut u8, help_addr as *mut u8);
         let nr = 4u32;
         // SAFETY: the helper region header is mapped read-write.
@@ -308,11 +309,18 @@ fn main() {
         };
         let mut seen = 0;
         let mut n = 0u32;
+        let mut doomed = false;
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
+        // Ends when the kernel fails the device (IOC_WAIT: ENODEV): true.
+        let failed = loop {
+            if start.elapsed() > Duration::from_secs(60) {
+                break false;
+            }
             let mut w = Wait { seen, tail: 0 };
-            if ioctl(&fr, uapi::IOC_WAIT, &mut w).is_err() {
-                break; // device dead
+            match ioctl(&fr, uapi::IOC_WAIT, &mut w) {
+                Ok(()) => {}
+                Err(libc::EINTR) => continue,
+                Err(e) => break e == libc::ENODEV,
             }
             while seen != w.tail {
                 let i = (seen % nr) as usize;
@@ -372,15 +380,18 @@ fn main() {
                         cqe,
                     )
                 };
-                tail.store(t.wrapping_add(1), Ordering::Release);
+                // An add, not a store: the main thread may push the tail too (below).
+                tail.fetch_add(1, Ordering::Release);
                 let _ = ioctl(&fr, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
             }
-            if n > 40 {
-                // Finally an impossible tail: the kernel must fail the device.
+            if n > 40 && !doomed {
+                // An impossible tail: the kernel must fail the device.
+                doomed = true;
                 tail.fetch_add(1000, Ordering::Release);
                 let _ = ioctl(&fr, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
             }
-        }
+        };
+        let _ = done_tx.send(failed);
     });
     let starter = f.try_clone().unwrap();
     let _ = ioctl(&starter, uapi::IOC_START, std::ptr::null_mut::<u8>());
@@ -390,17 +401,28 @@ fn main() {
     let stored: Vec<u64> = (0..parsed.entries.len() as u64)
         .filter(|&i| !parsed.entries[i as usize].is_zero())
         .collect();
-    let ok = stored
-        .iter()
-        .step_by((stored.len() / 10).max(1))
-        .filter(|&&b| {
-            let mut buf = vec![0u8; 4096];
-            use std::os::unix::fs::FileExt;
-            File::open(&dev)
-                .and_then(|d| d.read_exact_at(&mut buf, b * parsed.block_size()))
-                .is_ok()
-        })
-        .count();
+    // Ten reads at once (so the run takes about one I/O timeout, not ten).
+    let ok = std::thread::scope(|s| {
+        let reads: Vec<_> = stored
+            .iter()
+            .step_by((stored.len() / 10).max(1))
+            .map(|&b| {
+                let (dev, parsed) = (&dev, &parsed);
+                s.spawn(move || {
+                    let mut buf = vec![0u8; 4096];
+                    use std::os::unix::fs::FileExt;
+                    File::open(dev)
+                        .and_then(|d| d.read_exact_at(&mut buf, b * parsed.block_size()))
+                        .is_ok()
+                })
+            })
+            .collect();
+        reads
+            .into_iter()
+            .map(|r| r.join().expect("read thread"))
+            .filter(|&ok| ok)
+            .count()
+    });
     if ok > 0 {
         eprintln!("ACCEPTED: {ok} reads succeeded from a garbage-serving helper");
         failures += 1;
@@ -409,13 +431,32 @@ fn main() {
         "garbage ring: reads failed as they should in {:?}",
         t0.elapsed()
     );
-    // Removing the device wakes the garbage server out of IOC_WAIT.
+    // The reads are over: an impossible tail now if the garbage did not send one, and the
+    // kernel must fail the device (which wakes the server out of IOC_WAIT).
+    // SAFETY: the helper region header is mapped read-write.
+    let tail =
+        unsafe { &*(help.add(std::mem::offset_of!(HelperHeader, cq_tail)) as *const AtomicU32) };
+    tail.fetch_add(1000, Ordering::Release);
+    match ioctl(&f, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>()) {
+        // EPROTO: this tail failed the device; ENODEV: the garbage server's had.
+        Err(libc::EPROTO) | Err(libc::ENODEV) => {}
+        r => {
+            eprintln!("ACCEPTED: an impossible completion tail was committed: {r:?}");
+            failures += 1;
+        }
+    }
+    match done_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(true) => eprintln!("impossible tail: the kernel failed the device"),
+        Ok(false) | Err(_) => {
+            eprintln!("ACCEPTED: an impossible completion tail did not fail the device");
+            failures += 1;
+        }
+    }
     let mut id = uapi::DeviceId {
         dev_id: r.dev_id,
         reserved: 0,
     };
     let _ = ioctl(&open(), uapi::IOC_REMOVE, &mut id);
-    server.join().unwrap();
     drop(f);
     drop(starter);
     if failures > 0 {

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use httpblk_core::uapi::{self, Cqe, HelperHeader, RecoverDevice, Sqe, Wait};
 use sha2::{Digest, Sha256};
 
+/// The garbage server gives up after this, whatever happens.
+const SERVE_BOUND: Duration = Duration::from_secs(60);
+
 fn open() -> File {
     OpenOptions::new()
         .read(true)
@@ -128,18 +131,26 @@ fn main() {
     let ring = f.try_clone().expect("dup");
 
     // 3. Garbage on the new ring while reads wait.
-    let server = std::thread::spawn(move || {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let (kern, help) = (kern as *mut u8, help as *mut u8);
         // SAFETY: the helper region header is mapped read-write.
         let tail = unsafe {
             &*(help.add(std::mem::offset_of!(HelperHeader, cq_tail)) as *const AtomicU32)
         };
         let (mut seen, mut n) = (0u32, 0u32);
+        let mut doomed = false;
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
+        // Ends when the kernel fails the device (IOC_WAIT: ENODEV): true.
+        let failed = loop {
+            if start.elapsed() > SERVE_BOUND {
+                break false;
+            }
             let mut w = Wait { seen, tail: 0 };
-            if ioctl(&ring, uapi::IOC_WAIT, &mut w).is_err() {
-                break; // device dead
+            match ioctl(&ring, uapi::IOC_WAIT, &mut w) {
+                Ok(()) => {}
+                Err(libc::EINTR) => continue,
+                Err(e) => break e == libc::ENODEV,
             }
             while seen != w.tail {
                 let i = (seen % nr) as usize;
@@ -176,37 +187,73 @@ fn main() {
                         cqe,
                     )
                 };
-                tail.store(t.wrapping_add(1), Ordering::Release);
+                // An add, not a store: the main thread may push the tail too (below).
+                tail.fetch_add(1, Ordering::Release);
                 let _ = ioctl(&ring, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
             }
-            if n > 40 {
-                // Finally an impossible tail: the kernel must fail the device.
+            if n > 40 && !doomed {
+                // An impossible tail: the kernel must fail the device.
+                doomed = true;
                 tail.fetch_add(1000, Ordering::Release);
                 let _ = ioctl(&ring, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>());
             }
-        }
+        };
+        let _ = done_tx.send(failed);
     });
     let dev = format!("/dev/httpblk{dev_id}");
     let parsed = httpblk_core::index::Index::parse(&index).expect("test index");
     let stored: Vec<u64> = (0..parsed.entries.len() as u64)
         .filter(|&i| !parsed.entries[i as usize].is_zero())
         .collect();
-    let wrong = stored
-        .iter()
-        .step_by((stored.len() / 10).max(1))
-        .filter(|&&b| {
-            let (mut got, mut want) = (vec![0u8; 4096], vec![0u8; 4096]);
-            let off = b * parsed.block_size();
-            let read = File::open(&dev).and_then(|d| d.read_exact_at(&mut got, off));
-            image.read_exact_at(&mut want, off).expect("read image");
-            read.is_ok() && got != want
-        })
-        .count();
+    // Ten reads at once, each of a block the garbage serves (so the run takes about one I/O
+    // timeout, not ten).
+    let wrong = std::thread::scope(|s| {
+        let reads: Vec<_> = stored
+            .iter()
+            .step_by((stored.len() / 10).max(1))
+            .map(|&b| {
+                let (dev, image, parsed) = (&dev, &image, &parsed);
+                s.spawn(move || {
+                    let (mut got, mut want) = (vec![0u8; 4096], vec![0u8; 4096]);
+                    let off = b * parsed.block_size();
+                    let read = File::open(dev).and_then(|d| d.read_exact_at(&mut got, off));
+                    image.read_exact_at(&mut want, off).expect("read image");
+                    read.is_ok() && got != want
+                })
+            })
+            .collect();
+        reads
+            .into_iter()
+            .map(|r| r.join().expect("read thread"))
+            .filter(|&wrong| wrong)
+            .count()
+    });
     if wrong > 0 {
         eprintln!("ACCEPTED: {wrong} reads returned data a garbage-serving helper gave");
         failures += 1;
     }
-    server.join().expect("garbage server");
+    // The reads are over: an impossible tail now if the garbage did not send one, and the
+    // kernel must fail the device (which wakes the server out of IOC_WAIT).
+    // SAFETY: the helper region header is mapped read-write.
+    let tail = unsafe {
+        &*((help as *mut u8).add(std::mem::offset_of!(HelperHeader, cq_tail)) as *const AtomicU32)
+    };
+    tail.fetch_add(1000, Ordering::Release);
+    match ioctl(&f, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>()) {
+        // EPROTO: this tail failed the device; ENODEV: the garbage server's had.
+        Err(libc::EPROTO) | Err(libc::ENODEV) => {}
+        r => {
+            eprintln!("ACCEPTED: an impossible completion tail was committed: {r:?}");
+            failures += 1;
+        }
+    }
+    match done_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(true) => eprintln!("impossible tail: the kernel failed the device"),
+        Ok(false) | Err(_) => {
+            eprintln!("ACCEPTED: an impossible completion tail did not fail the device");
+            failures += 1;
+        }
+    }
     if failures > 0 {
         eprintln!("{failures} hostile inputs were accepted");
         std::process::exit(1);
