@@ -130,8 +130,7 @@ impl Pool {
     /// # Errors
     /// `ENOMEM`.
     pub(crate) fn new() -> Result<Self> {
-        // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
-        let width = (unsafe { kernel::bindings::nr_cpu_ids } as usize).clamp(1, MAX_WIDTH);
+        let width = (crate::ffi::nr_cpu_ids() as usize).clamp(1, MAX_WIDTH);
         let mut members = KVec::with_capacity(CODECS.len() * width, GFP_KERNEL)?;
         for _ in 0..CODECS.len() * width {
             members.push(

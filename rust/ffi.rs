@@ -16,6 +16,16 @@ pub(crate) fn random_u64() -> u64 {
     unsafe { bindings::get_random_u64() }
 }
 
+/// Possible CPUs (`nr_cpu_ids`). A uniprocessor kernel (User-Mode Linux, say) makes it the
+/// constant 1, a macro bindgen does not see.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    #[cfg(CONFIG_SMP)]
+    // SAFETY: set at boot and never changed afterwards.
+    return unsafe { bindings::nr_cpu_ids };
+    #[cfg(not(CONFIG_SMP))]
+    return 1;
+}
+
 /// `struct crypto_comp`, opaque to Rust.
 #[repr(C)]
 pub(crate) struct CryptoComp {

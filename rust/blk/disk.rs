@@ -94,8 +94,7 @@ impl<T: Operations> Disk<T> {
         let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
         let set = tag_set.get();
         let nr_hw_queues = match p.nr_hw_queues {
-            // SAFETY: `nr_cpu_ids` is set at boot and never changes afterwards.
-            0 => unsafe { bindings::nr_cpu_ids },
+            0 => crate::ffi::nr_cpu_ids(),
             n => n,
         };
         // SAFETY: `set` is a zeroed tag set we own; blk_mq_alloc_tag_set initialises the rest.
