@@ -9,6 +9,9 @@
 # and are read back on the host by `fig KEY FIELD`.
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The helpers' logs and state outlive the VM, beside the figures: a run with errors can be
+# read back.
+export HTTPBLK_RUN_DIR=${marks%/*}/run
 ip link set lo up
 
 # idle_now: seconds both CPUs spent idle since boot (idle + iowait; tickless idle time is

@@ -17,7 +17,10 @@
 #  - bandwidth across servers, each at HTTPBLK_BENCH_RATE (default 2mbit), round trip
 #    HTTPBLK_BENCH_RTT (default 200ms), each read for HTTPBLK_BENCH_SECS (default 90): md
 #    RAID1 over 2 and over 4 devices (one server each) against one device (goals >= 1.8x and
-#    >= 3.5x), and one device with the same 4 servers as mirrors against md RAID1 over them.
+#    >= 3.5x), and one device with the same 4 servers as mirrors against md RAID1 over them;
+#    then md RAID1 again with four readers, each sequential over its own quarter of the
+#    image (4 reads in flight each), against one device read so: md keeps one sequential
+#    stream on one member, and spreads separate streams.
 # Shaped links get stretched time limits (guest-lib.sh `slow_link`). HTTPBLK_BENCH_MB
 # (default 256) sets the image size. Not a test.
 set -euo pipefail
@@ -36,6 +39,7 @@ st=$(random_store)
 { guest_prelude; cat <<GUEST
 servers="127.0.0.31 127.0.0.32 127.0.0.33 127.0.0.34"
 for a in \$servers; do serve_at $st \$a 8080; done
+readers4="--numjobs=4 --size=25% --offset_increment=25% --group_reporting"
 url() { echo http://\$1:8080/rand.hbi; }
 # md N: md RAID1 over devices on the first N servers, as /dev/md0.
 md() {
@@ -58,12 +62,17 @@ fresh; md 2; measured md2 fio_read /dev/md0 1M 16 $secs
 fresh; md 4; measured md4 fio_read /dev/md0 1M 16 $secs
 fresh; dev=\$(\$B attach \$(for a in \$servers; do url \$a; done) \$slow_link)
 measured mirrors4 fio_read \$dev 1M 16 $secs
+# Four readers, each sequential over its own quarter, 4 reads in flight each (16 in all).
+fresh; dev=\$(\$B attach \$(url 127.0.0.31) \$slow_link)
+measured one-4r fio_read \$dev 1M 4 $secs \$readers4
+fresh; md 2; measured md2-4r fio_read /dev/md0 1M 4 $secs \$readers4
+fresh; md 4; measured md4-4r fio_read /dev/md0 1M 4 $secs \$readers4
 \$B status >$out/status.txt
 detach_all
 echo done
 GUEST
 } >"$out/guest.sh"
-run_guest 3G $((wan_secs * 2 + secs * 4 + 1800)) >"$out/run.log"
+run_guest 3G $((wan_secs * 2 + secs * 7 + 2400)) >"$out/run.log"
 grep -E '^host load|did not finish' "$out/run.log" || true
 echo "== latency hiding, md RAID1 and mirrors: ${mb} MiB of random bytes (256 KiB blocks, codec none), 2 vCPUs under $(under)"
 echo "   guest idle with nothing read: $(fig background idle)% ($(fig background cpu) CPU-s in $(fig background secs) s)"
@@ -79,4 +88,10 @@ show mirrors4 "one device with the 4 servers as mirrors"
 judge "md RAID1 over 2 / one device" md2 one 1.8
 judge "md RAID1 over 4 / one device" md4 one 3.5
 judge "4 mirrors / md RAID1 over 4" mirrors4 md4 -
+echo "four readers, each sequential over its own quarter of the image:"
+show one-4r "one device, one server"
+show md2-4r "md RAID1 over 2 devices"
+show md4-4r "md RAID1 over 4 devices"
+judge "md RAID1 over 2 / one device, 4 readers" md2-4r one-4r 1.8
+judge "md RAID1 over 4 / one device, 4 readers" md4-4r one-4r 3.5
 echo "(as the guest printed them: $out/guest.log)"

@@ -71,10 +71,12 @@ pub(crate) struct Device {
     pub(crate) remove_on_close: bool,
     /// The block after the last one read, to spot sequential readers for readahead.
     pub(crate) last_read_end: AtomicU64,
+    /// The last read continued the one before it: readahead follows the reader.
+    pub(crate) sequential: AtomicBool,
     /// The last block readahead has looked at in the current run of sequential reads.
     pub(crate) ahead_checked: AtomicU64,
     /// Readahead stopped at `readahead_inflight`: reads skip it, and the device lock, until a
-    /// fetch ends or a read comes to wait for one (set and cleared under the state lock).
+    /// fetch ends (set and cleared under the state lock).
     pub(crate) readahead_full: AtomicBool,
     dead: AtomicBool,
     pub(crate) started: AtomicBool,
@@ -115,6 +117,7 @@ impl Device {
                 index_sha256,
                 url: p.url,
                 last_read_end: AtomicU64::new(u64::MAX),
+                sequential: AtomicBool::new(false),
                 ahead_checked: AtomicU64::new(0),
                 readahead_full: AtomicBool::new(false),
                 hasher,

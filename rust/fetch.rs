@@ -55,9 +55,12 @@ pub(crate) struct Fetch {
     pub(crate) attempts: u32,
     /// This fetch holds the pending-table claim on `key`.
     pub(crate) claimed: bool,
-    /// A read waits for it (else readahead): readahead in flight is bounded
-    /// (`readahead_inflight`), demand is not.
+    /// A read waits for it (else readahead, which no read has asked for yet).
     pub(crate) demand: bool,
+    /// Readahead started it: it counts against `readahead_inflight` until it ends, even once a
+    /// read waits for it (else a sequential reader, joining its own readahead, would make room
+    /// for more, and misses would share the link with all of it).
+    pub(crate) readahead: bool,
     /// When the fetch was first posted (`clock::now_ns`), for latency figures.
     pub(crate) started_ns: u64,
 }
@@ -116,9 +119,9 @@ impl State {
         self.slots.iter().filter(|s| s.is_none()).count()
     }
 
-    /// Fetches in flight that no read waits for (readahead and prefetch).
+    /// Fetches in flight that readahead started.
     pub(crate) fn readahead_in_flight(&self) -> usize {
-        self.fetches.values().filter(|f| !f.demand).count()
+        self.fetches.values().filter(|f| f.readahead).count()
     }
 
     /// Moves every fetch and every waiting read to `d`, failed: the device is dying.
@@ -185,12 +188,8 @@ impl Device {
             return Err(EIO);
         }
         if let Some(f) = st.fetches.get_mut(&b) {
-            // A read waits for it now: a new helper gets it as demand, and it no longer counts
-            // against the readahead bound.
-            if !f.demand {
-                f.demand = true;
-                self.readahead_full.store(false, Ordering::Relaxed);
-            }
+            // A read waits for it now: a new helper gets it as demand.
+            f.demand = true;
             return Ok(None);
         }
         // Checked again under the lock: a fetch caches its block before it releases its claim.
@@ -205,6 +204,7 @@ impl Device {
                 attempts: 0,
                 claimed: false,
                 demand: true,
+                readahead: false,
                 started_ns: 0,
             },
             GFP_KERNEL,
@@ -303,6 +303,7 @@ impl Device {
                 attempts: 0,
                 claimed: false,
                 demand: false,
+                readahead: true,
                 started_ns: 0,
             },
             GFP_KERNEL,
@@ -334,7 +335,7 @@ impl Device {
     /// its slot for the next queued fetch and hands it to `d` (its claim is released there).
     /// A good block must already be in the cache, so that joiners find it.
     pub(crate) fn finish(&self, st: &mut State, b: u64, result: Result<&Block>, d: &mut Deferred) {
-        let Some(phase) = st.fetches.get(&b).map(|f| f.phase) else {
+        let Some((phase, readahead)) = st.fetches.get(&b).map(|f| (f.phase, f.readahead)) else {
             return;
         };
         let Some(node) = st.fetches.remove_node(&b) else {
@@ -360,6 +361,10 @@ impl Device {
         }
         self.serve_waiters(st, b, result.map_err(|_| ()), d);
         self.fill_slots(st);
+        // Not after a failure: a failing server would get the whole window at once.
+        if readahead && result.is_ok() {
+            self.readahead_refill(st);
+        }
     }
 
     /// Gives free slots to queued fetches, oldest first.

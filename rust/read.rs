@@ -191,32 +191,71 @@ impl Device {
     /// When reads are sequential, starts fetching the `readahead_kb` after block `last`. A
     /// quarter of the slots stay free for demand misses, and at most `readahead_inflight`
     /// readahead fetches are in flight, so a miss shares the link with that many readahead
-    /// transfers at most (a readahead fetch that a read of this device joins is demand from
-    /// then on, and no longer counts). Blocks already looked at for this run of sequential
-    /// reads are not looked at again, and readahead at its bound is skipped until a fetch
-    /// ends, so a warm sequential reader rarely takes the device lock.
+    /// transfers at most (a readahead fetch counts until it ends, even once a read waits for
+    /// it; when it ends, `readahead_refill` takes the next). Blocks already looked at for this
+    /// run of sequential reads are not looked at again, and readahead at its bound is skipped
+    /// until a fetch ends, so a warm sequential reader rarely takes the device lock.
     fn readahead(&self, first: u64, last: u64) {
-        let prev_end = self.last_read_end.swap(last + 1, Ordering::Relaxed);
+        // Not sequential before the end moves: a refill that sees the new end (acquire) sees
+        // this too, so it never reads ahead of a random read.
+        self.sequential.store(false, Ordering::Relaxed);
+        let prev_end = self.last_read_end.swap(last + 1, Ordering::AcqRel);
         // Sequential: this read starts in the block the previous one ended in, or the next.
-        if first != prev_end && first.wrapping_add(1) != prev_end {
+        let sequential = first == prev_end || first.wrapping_add(1) == prev_end;
+        if !sequential {
             self.ahead_checked.store(last, Ordering::Relaxed);
             return;
         }
+        self.sequential.store(true, Ordering::Relaxed);
+        if self.readahead_full.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some((from, end)) = self.readahead_window(last) {
+            let mut st = self.state.lock();
+            self.post_readahead(&mut st, from, end);
+        }
+    }
+
+    /// A readahead fetch ended well: while the last reads were sequential, readahead takes
+    /// more of their window at once, up to the bound, not at the next read (a reader waiting
+    /// for the blocks in flight would find nothing fetched beyond them). Called under the
+    /// state lock.
+    pub(crate) fn readahead_refill(&self, st: &mut State) {
+        let end = self.last_read_end.load(Ordering::Acquire);
+        if !self.sequential.load(Ordering::Relaxed) {
+            return;
+        }
+        let last = end.saturating_sub(1);
+        if let Some((from, end)) = self.readahead_window(last) {
+            self.post_readahead(st, from, end);
+        }
+    }
+
+    /// The blocks readahead may look at after a read that ended in block `last`: from the
+    /// first not looked at in this run to `readahead_kb` ahead. `None` when there are none.
+    fn readahead_window(&self, last: u64) -> Option<(u64, u64)> {
         let ahead = (u64::from(params::READAHEAD_KB.get()) << 10) >> self.index.block_shift;
         let end = last
             .saturating_add(ahead)
             .min(self.index.nr_blocks.saturating_sub(1));
-        let from = (last + 1).max(self.ahead_checked.load(Ordering::Relaxed).saturating_add(1));
-        if end < from || self.readahead_full.load(Ordering::Relaxed) {
-            return;
-        }
+        let from = last
+            .saturating_add(1)
+            .max(self.ahead_checked.load(Ordering::Relaxed).saturating_add(1));
+        (from <= end).then_some((from, end))
+    }
+
+    /// Starts readahead fetches of blocks `from..=end` (`from` > 0) within the bounds above.
+    fn post_readahead(&self, st: &mut State, from: u64, end: u64) {
         // Never the last slot: with one slot, no readahead at all.
         let reserve = (self.nr_slots.get() / 4).max(1) as usize;
         let limit = params::READAHEAD_INFLIGHT.get() as usize;
-        let mut st = self.state.lock();
         let mut in_flight = st.readahead_in_flight();
         let mut checked = from - 1;
         for b in from..=end {
+            // No helper to fetch for: leave the window where it is, for after a recovery.
+            if self.is_dead() || st.ring.regions.is_none() {
+                break;
+            }
             if in_flight >= limit {
                 self.readahead_full.store(true, Ordering::Relaxed);
                 break;
@@ -224,8 +263,10 @@ impl Device {
             if st.free_slots() <= reserve {
                 break;
             }
-            if self.prefetch(&mut st, b, reserve) {
+            if self.prefetch(st, b, reserve) {
                 in_flight += 1;
+                let peak = &self.stats.readahead_inflight_max;
+                peak.fetch_max(in_flight as u64, Ordering::Relaxed);
             }
             checked = b;
         }

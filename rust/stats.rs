@@ -30,6 +30,8 @@ pub(crate) struct Stats {
     /// Writes, flushes and discards refused (the device is read-only; md must never repair).
     pub(crate) writes_refused: AtomicU64,
     pub(crate) readahead_fetches: AtomicU64,
+    /// Most readahead fetches in flight at once (bounded by `readahead_inflight`).
+    pub(crate) readahead_inflight_max: AtomicU64,
     /// Misses that joined another fetch of the same content instead of fetching.
     pub(crate) joined_fetches: AtomicU64,
     /// Sum and maximum of the time from first submission to verified block, over `fetch_ok`.
@@ -60,6 +62,7 @@ crate::blk::disk_attrs!(
         "cache_misses",
         "fetches",
         "readahead_fetches",
+        "readahead_inflight_max",
         "joined_fetches",
         "fetched_bytes",
         "decompressed_bytes",
@@ -163,6 +166,7 @@ impl Device {
             b"cache_misses" => get(&s.cache_misses),
             b"fetches" => get(&s.fetches),
             b"readahead_fetches" => get(&s.readahead_fetches),
+            b"readahead_inflight_max" => get(&s.readahead_inflight_max),
             b"joined_fetches" => get(&s.joined_fetches),
             b"fetched_bytes" => get(&s.fetched_bytes),
             b"decompressed_bytes" => get(&s.decompressed_bytes),
