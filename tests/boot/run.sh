@@ -87,7 +87,11 @@ check_boot() {
     expect "no poweroff within 60 s" test -n "$BOOT_OFF_S"
     expect "no 'reboot: Power down'" grep -aq 'reboot: Power down' "$BOOT_LOG"
     local shutdown_errors
+    # Not virtio-net's "Unexpected TXQ (0) queue failure: -5": a packet racing the NIC's reset
+    # between "Preparing to enter system sleep state S5" and the power-off, every file system
+    # already unmounted (seen once in CI; the NIC's driver, not ours).
     shutdown_errors=$(sed -n '/HTTPBLK-TEST done/,$p' "$BOOT_LOG" | tr -d '\r' |
+        grep -avE 'net [a-z0-9]+: Unexpected TXQ \([0-9]+\) queue failure' |
         grep -aiE 'fail|error|timed out|blocked' | head -3 || true)
     expect "shutdown: $shutdown_errors" eq "$shutdown_errors" ""
 }
