@@ -13,6 +13,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use httpblk_core::uapi::{self, AddDevice, Cqe, DeviceList, HelperHeader, KernelHeader, Sqe, Wait};
 
 fn open() -> File {
@@ -431,27 +433,8 @@ fn main() {
         "garbage ring: reads failed as they should in {:?}",
         t0.elapsed()
     );
-    // The reads are over: an impossible tail now if the garbage did not send one, and the
-    // kernel must fail the device (which wakes the server out of IOC_WAIT).
-    // SAFETY: the helper region header is mapped read-write.
-    let tail =
-        unsafe { &*(help.add(std::mem::offset_of!(HelperHeader, cq_tail)) as *const AtomicU32) };
-    tail.fetch_add(1000, Ordering::Release);
-    match ioctl(&f, uapi::IOC_COMMIT, std::ptr::null_mut::<u8>()) {
-        // EPROTO: this tail failed the device; ENODEV: the garbage server's had.
-        Err(libc::EPROTO) | Err(libc::ENODEV) => {}
-        r => {
-            eprintln!("ACCEPTED: an impossible completion tail was committed: {r:?}");
-            failures += 1;
-        }
-    }
-    match done_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(true) => eprintln!("impossible tail: the kernel failed the device"),
-        Ok(false) | Err(_) => {
-            eprintln!("ACCEPTED: an impossible completion tail did not fail the device");
-            failures += 1;
-        }
-    }
+    // The reads are over: an impossible tail now if the garbage did not send one.
+    failures += common::impossible_tail(help, &f, &done_rx);
     let mut id = uapi::DeviceId {
         dev_id: r.dev_id,
         reserved: 0,
