@@ -1,10 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
-# Out-of-tree build of httpblk.ko:  make KDIR=/path/to/linux-6.12-tree [LLVM=-19 ...]
-# tests/kernel/build.sh prints a suitable KDIR; tests/lib/toolchain.sh has the make flags.
+# Out-of-tree build of httpblk.ko:  make KDIR=/path/to/linux-tree [LLVM=-19 RUSTC=... ...]
+# against a built, Rust-enabled 6.12 or 7.2 tree. tests/kernel/build.sh prints a suitable KDIR;
+# tests/lib/toolchain.sh has the make flags.
 KDIR ?= /lib/modules/$(shell uname -r)/build
+RUSTC ?= rustc
 
-modules:
+modules: check-kdir
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+# One clear line, not a wall of compiler errors, when KDIR or the compiler cannot work.
+check-kdir:
+	@sh $(CURDIR)/scripts/check-kdir.sh $(KDIR) $(RUSTC)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
@@ -52,8 +58,8 @@ rustfmt:
 rustfmtcheck:
 	$(RUSTFMT) --check --config-path $(KDIR)/.rustfmt.toml rust/httpblk_main.rs
 
-clippy:
+clippy: check-kdir
 	rm -f rust/httpblk_main.o
 	$(MAKE) -C $(KDIR) M=$(CURDIR) CLIPPY=1 CLIPPY_DRIVER=$(CLIPPY_DRIVER) modules
 
-.PHONY: modules clean install modules_install install-tools rustfmt rustfmtcheck clippy
+.PHONY: modules check-kdir clean install modules_install install-tools rustfmt rustfmtcheck clippy

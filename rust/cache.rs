@@ -23,9 +23,10 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::{Arc, SpinLock};
 
+use crate::sys::compat::TreeCursor;
 use crate::blk::Shrink;
-use crate::ffi::random_u64;
-use crate::param::Published;
+use crate::sys::helpers::random_u64;
+use crate::sys::module_param::Published;
 use crate::params;
 use crate::uapi::HASH_MD5;
 
@@ -204,9 +205,9 @@ impl Cache {
         probe[..8].copy_from_slice(&random_u64().to_le_bytes());
         probe[0] %= 3; // hash ids are small: land among real keys
         let victim = {
-            let mut cursor = match g.map.cursor_lower_bound(&Key(probe)) {
+            let mut cursor = match g.map.lower_bound_mut(&Key(probe)) {
                 Some(c) => c,
-                None => g.map.cursor_front()?,
+                None => g.map.front_mut()?,
             };
             let (mut best_key, mut best_use) = {
                 let (k, e) = cursor.current();

@@ -13,12 +13,12 @@ use core::sync::atomic::Ordering;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
-use kernel::uaccess::UserSlice;
+use crate::sys::compat::user_slice;
 
 use crate::blk::{Disk, DiskParams, ModuleRef};
-use crate::chardev::{FileOps, Vma};
+use crate::sys::miscdevice::{FileOps, Vma};
 use crate::device::{Device, Params, Shared};
-use crate::digest;
+use crate::sys::shash;
 use crate::index::Index;
 use crate::params;
 use crate::ring::Regions;
@@ -40,7 +40,7 @@ pub(crate) struct Control {
     devices: Mutex<KVec<Option<Attached>>>,
 }
 
-impl crate::tick::Ticked for Control {
+impl crate::sys::workqueue::Ticked for Control {
     fn tick(&self) -> bool {
         let mut devices = KVec::new();
         for a in self.devices.lock().iter().flatten() {
@@ -123,7 +123,7 @@ impl Session {
     /// `IOC_RECOVER`: this file's helper takes over an orphaned device.
     fn recover(&self, arg: usize) -> Result<isize> {
         let (mut reader, mut writer) =
-            UserSlice::new(arg as _, core::mem::size_of::<RecoverDevice>()).reader_writer();
+            user_slice(arg as usize, core::mem::size_of::<RecoverDevice>()).reader_writer();
         let mut req: RecoverDevice = reader.read()?;
         if req.abi_version != uapi::ABI_VERSION {
             pr_err!(
@@ -140,7 +140,7 @@ impl Session {
             return Err(EINVAL);
         }
         // Opening the control file needed CAP_SYS_ADMIN; taking over a device needs it now.
-        if !crate::chardev::capable_sys_admin() {
+        if !crate::sys::miscdevice::capable_sys_admin() {
             return Err(EPERM);
         }
         if self.owned.lock().is_some() {
@@ -177,7 +177,7 @@ impl Session {
 
     fn add(&self, arg: usize) -> Result<isize> {
         let (mut reader, mut writer) =
-            UserSlice::new(arg as _, core::mem::size_of::<AddDevice>()).reader_writer();
+            user_slice(arg as usize, core::mem::size_of::<AddDevice>()).reader_writer();
         let mut req: AddDevice = reader.read()?;
         if req.abi_version != uapi::ABI_VERSION {
             pr_err!(
@@ -222,10 +222,10 @@ impl Session {
         let len = req.index_len as usize;
         let mut raw = KVVec::with_capacity(len, GFP_KERNEL)?;
         raw.extend_with(len, 0, GFP_KERNEL)?;
-        UserSlice::new(req.index_addr as _, len)
+        user_slice(req.index_addr as usize, len)
             .reader()
             .read_slice(&mut raw)?;
-        let sha = digest::sha256(&raw);
+        let sha = shash::sha256(&raw);
         let index = Index::parse(raw)?;
 
         let shared = self.control.shared.clone();
@@ -337,7 +337,7 @@ impl Session {
             *slot = a.device.id;
             out.count += 1;
         }
-        UserSlice::new(arg as _, core::mem::size_of::<DeviceList>())
+        user_slice(arg as usize, core::mem::size_of::<DeviceList>())
             .writer()
             .write(&out)?;
         Ok(0)
@@ -364,7 +364,7 @@ impl FileOps for ControlFile {
             uapi::IOC_START => s.start(),
             uapi::IOC_RECOVER => s.recover(arg),
             uapi::IOC_REMOVE => {
-                let id: DeviceId = UserSlice::new(arg as _, core::mem::size_of::<DeviceId>())
+                let id: DeviceId = user_slice(arg as usize, core::mem::size_of::<DeviceId>())
                     .reader()
                     .read()?;
                 if id.reserved != 0 {
@@ -375,7 +375,7 @@ impl FileOps for ControlFile {
             uapi::IOC_LIST => s.list(arg),
             uapi::IOC_WAIT => {
                 let (mut r, mut w) =
-                    UserSlice::new(arg as _, core::mem::size_of::<Wait>()).reader_writer();
+                    user_slice(arg as usize, core::mem::size_of::<Wait>()).reader_writer();
                 let mut wait: Wait = r.read()?;
                 let o = s.owned()?;
                 wait.tail = o.device.wait_submissions(&o.regions, wait.seen)?;

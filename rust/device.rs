@@ -23,9 +23,9 @@ use kernel::{new_condvar, new_mutex};
 
 use crate::blk::{self, Request, TimedOut, TimeoutAction};
 use crate::cache::{Cache, Key};
-use crate::clock;
-use crate::codec;
-use crate::digest::Hasher;
+use crate::sys::time;
+use crate::sys::decompress;
+use crate::sys::shash::Hasher;
 use crate::fetch::{Deferred, State};
 use crate::index::Index;
 use crate::pending::Pending;
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     pub(crate) cache: Arc<Cache>,
     /// Blocks being fetched by any device.
     pub(crate) pending: Arc<Pending>,
-    pub(crate) codecs: codec::Pool,
+    pub(crate) codecs: decompress::Pool,
 }
 
 /// Settings of a new device, validated by the caller.
@@ -122,9 +122,9 @@ impl Device {
                 readahead_full: AtomicBool::new(false),
                 hasher,
                 nr_slots,
-                io_timeout: clock::ms_to_jiffies(p.io_timeout_ms),
+                io_timeout: time::ms_to_jiffies(p.io_timeout_ms),
                 io_timeout_ms: p.io_timeout_ms,
-                recovery_timeout: clock::ms_to_jiffies(p.recovery_timeout_ms),
+                recovery_timeout: time::ms_to_jiffies(p.recovery_timeout_ms),
                 recovery_timeout_ms: p.recovery_timeout_ms,
                 remove_on_close: p.remove_on_close,
                 dead: AtomicBool::new(false),
@@ -232,9 +232,9 @@ impl blk::Operations for Device {
 
     fn show(
         dev: ArcBorrow<'_, Device>,
-        attr: &kernel::str::CStr,
+        attr: &[u8],
         out: &mut dyn core::fmt::Write,
     ) -> core::fmt::Result {
-        dev.show_attr(attr.as_bytes(), out)
+        dev.show_attr(attr, out)
     }
 }

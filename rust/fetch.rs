@@ -22,9 +22,10 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::{Arc, ArcBorrow};
 
+use crate::sys::compat::TreeCursor;
 use crate::blk::Request;
 use crate::cache::{Block, Key};
-use crate::clock;
+use crate::sys::time;
 use crate::device::Device;
 use crate::pending::Joiner;
 use crate::ring::RingState;
@@ -61,7 +62,7 @@ pub(crate) struct Fetch {
     /// read waits for it (else a sequential reader, joining its own readahead, would make room
     /// for more, and misses would share the link with all of it).
     pub(crate) readahead: bool,
-    /// When the fetch was first posted (`clock::now_ns`), for latency figures.
+    /// When the fetch was first posted (`time::now_ns`), for latency figures.
     pub(crate) started_ns: u64,
 }
 
@@ -126,7 +127,7 @@ impl State {
 
     /// Moves every fetch and every waiting read to `d`, failed: the device is dying.
     pub(crate) fn fail_everything(&mut self, d: &mut Deferred) {
-        while let Some(c) = self.fetches.cursor_front() {
+        while let Some(c) = self.fetches.front_mut() {
             let (_, node) = c.remove_current();
             if let Some(old) = d.finished.insert(node) {
                 // Cannot happen (block keys are unique here); keep the claim release anyway.
@@ -136,7 +137,7 @@ impl State {
         for w in self.waiting.values_mut() {
             w.failed = true;
         }
-        while let Some(c) = self.waiting.cursor_front() {
+        while let Some(c) = self.waiting.front_mut() {
             let (_, node) = c.remove_current();
             d.ended.insert(node);
         }
@@ -155,13 +156,13 @@ impl State {
     /// needs block `b`.
     pub(crate) fn needed_since(&mut self, b: u64, before: u64) -> bool {
         let lo = (b.saturating_sub(MAX_SPAN - 1), 0usize);
-        let mut cur = self.waiting.cursor_lower_bound(&lo);
+        let mut cur = self.waiting.lower_bound_mut(&lo);
         while let Some(c) = cur {
             let (&(first, _), w) = c.current();
             if first > b {
                 break;
             }
-            let old_enough = before == u64::MAX || !crate::clock::after(w.start, before);
+            let old_enough = before == u64::MAX || !crate::sys::time::after(w.start, before);
             if b - first < MAX_SPAN && w.mask & (1 << (b - first)) != 0 && old_enough {
                 return true;
             }
@@ -325,7 +326,7 @@ impl Device {
         };
         *s = Some(b);
         if let Some(f) = st.fetches.get_mut(&b) {
-            f.started_ns = clock::now_ns();
+            f.started_ns = time::now_ns();
         }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         self.submit(st, b);
@@ -370,7 +371,7 @@ impl Device {
     /// Gives free slots to queued fetches, oldest first.
     pub(crate) fn fill_slots(&self, st: &mut State) {
         while let Some(slot) = st.free_slot() {
-            let Some(c) = st.queue.cursor_front() else {
+            let Some(c) = st.queue.front_mut() else {
                 return;
             };
             let (_, node) = c.remove_current();
@@ -437,12 +438,12 @@ impl Device {
     pub(crate) fn flush(&self, mut d: Deferred) {
         // Telling joiners makes other devices allocate under their locks.
         let _noio = crate::blk::NoIo::begin();
-        while let Some(c) = d.ended.cursor_front() {
+        while let Some(c) = d.ended.front_mut() {
             let (_, node) = c.remove_current();
             let (_, w) = node.to_key_value();
             w.rq.end(if w.failed { Err(EIO) } else { Ok(()) });
         }
-        while let Some(c) = d.finished.cursor_front() {
+        while let Some(c) = d.finished.front_mut() {
             let (_, node) = c.remove_current();
             let (_, f) = node.to_key_value();
             if f.claimed {

@@ -8,26 +8,18 @@
 // `try_pin_init!` of `Device`, a struct with many fields, nests deeply.
 #![recursion_limit = "256"]
 
-mod abi;
 mod blk;
 mod cache;
-mod chardev;
-mod clock;
-mod codec;
 mod control;
 mod device;
-mod digest;
 mod fetch;
-mod ffi;
 mod index;
-mod param;
 mod params;
 mod pending;
 mod read;
 mod ring;
-mod shmem;
 mod stats;
-mod tick;
+mod sys;
 // Shared with userspace, where its items are public API.
 #[allow(unreachable_pub, dead_code)]
 mod uapi;
@@ -37,6 +29,7 @@ use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+#[cfg(not(httpblk_module_authors))]
 module! {
     type: HttpBlk,
     name: "httpblk",
@@ -45,12 +38,21 @@ module! {
     license: "GPL v2",
 }
 
+#[cfg(httpblk_module_authors)]
+module! {
+    type: HttpBlk,
+    name: "httpblk",
+    authors: ["httpblk developers"],
+    description: "Block devices backed by disk images served over plain HTTP",
+    license: "GPL v2",
+}
+
 struct HttpBlk {
     // Dropped in declaration order: no device exists when the module unloads (devices and
     // open control files pin it), so the tick stops first, then the control device goes,
     // then the cache.
-    _tick: tick::Tick<control::Control>,
-    _control: chardev::Registration<control::ControlFile>,
+    _tick: sys::workqueue::Tick<control::Control>,
+    _control: sys::miscdevice::Registration<control::ControlFile>,
     _shrinker: blk::Shrinker<cache::Cache>,
 }
 
@@ -62,13 +64,13 @@ impl kernel::Module for HttpBlk {
             device::Shared {
                 cache: cache.clone(),
                 pending: pending::Pending::new()?,
-                codecs: codec::Pool::new()?,
+                codecs: sys::decompress::Pool::new()?,
             },
             GFP_KERNEL,
         )?;
         let control = control::Control::new(shared)?;
-        let tick = tick::Tick::start(control.clone())?;
-        let control = chardev::Registration::new(control)?;
+        let tick = sys::workqueue::Tick::start(control.clone())?;
+        let control = sys::miscdevice::Registration::new(control)?;
         cache::LIVE.publish(cache);
         pr_info!("loaded: /dev/{} ready\n", uapi::CONTROL_NAME);
         Ok(HttpBlk {

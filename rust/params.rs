@@ -3,7 +3,7 @@
 //! their bounds. Writable ones (mode 0644, under /sys/module/httpblk/parameters/) take effect
 //! at runtime: for new devices, or at once for `cache_mb` (the cache shrinks to fit).
 
-use crate::param::uint_param;
+use crate::sys::module_param::uint_param;
 
 uint_param!(
     MAX_DEVICES,

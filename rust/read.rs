@@ -24,13 +24,14 @@ use kernel::prelude::*;
 use kernel::rbtree::RBTreeNodeReservation;
 use kernel::sync::{Arc, ArcBorrow};
 
+use crate::sys::compat::TreeCursor;
 use crate::blk::{Busy, Op, Request, TimedOut, TimeoutAction};
 use crate::cache::{Block, Key};
-use crate::clock;
+use crate::sys::time;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, Waiting, MAX_SPAN};
 use crate::params;
-use crate::tick;
+use crate::sys::workqueue;
 
 impl Device {
     /// Serves or keeps a request. Sleeps briefly (mutexes, allocations), never on the network.
@@ -131,11 +132,11 @@ impl Device {
         };
         let outcome = {
             let mut st = self.state.lock();
-            let now = clock::jiffies();
+            let now = time::jiffies();
             let r = match st.ring.orphaned_since {
                 // No helper for longer than the recovery timeout: misses fail at once until a
                 // helper returns.
-                Some(since) if !clock::after(since.wrapping_add(self.recovery_timeout), now) => {
+                Some(since) if !time::after(since.wrapping_add(self.recovery_timeout), now) => {
                     Err(EIO)
                 }
                 _ => self.start_missing(&mut st, &mut rq, first, &mut missing),
@@ -155,7 +156,7 @@ impl Device {
             }
         };
         match outcome {
-            None => tick::ensure(),
+            None => workqueue::ensure(),
             // Fetches it started stay; the request comes back and finds them.
             Some((rq, Err(e))) if e == ENOMEM => return Err(rq.busy()),
             Some((rq, r)) => rq.end(r),
@@ -283,7 +284,7 @@ impl Device {
         d: &mut Deferred,
     ) {
         let lo = (b.saturating_sub(MAX_SPAN - 1), 0usize);
-        let mut cur = st.waiting.cursor_lower_bound(&lo);
+        let mut cur = st.waiting.lower_bound_mut(&lo);
         while let Some(mut c) = cur {
             let (key, done) = {
                 let (&key, w) = c.current_mut();
@@ -332,7 +333,7 @@ impl Device {
         let mut d = Deferred::new();
         let kept = {
             let mut st = self.state.lock();
-            let now = clock::jiffies();
+            let now = time::jiffies();
             if st.ring.orphaned_since.is_none() {
                 self.end_joins(&mut st, now.wrapping_sub(self.io_timeout / 2), &mut d);
             }
@@ -341,12 +342,12 @@ impl Device {
                 .ring
                 .orphaned_since
                 .map(|since| since.wrapping_add(self.recovery_timeout));
-            let mut cur = st.waiting.cursor_front();
+            let mut cur = st.waiting.front_mut();
             let mut failed = 0u64;
             while let Some(c) = cur {
                 let (&key, w) = c.current();
                 let deadline = orphan_limit.unwrap_or(w.start.wrapping_add(self.io_timeout));
-                if clock::after(deadline, now) {
+                if time::after(deadline, now) {
                     cur = c.move_next();
                     continue;
                 }
@@ -417,7 +418,7 @@ impl Device {
         let mut d = Deferred::new();
         let ended = {
             let mut st = self.state.lock();
-            let now = clock::jiffies();
+            let now = time::jiffies();
             let Some(w) = st.waiting.get(&key) else {
                 drop(st);
                 // Being ended right now, or still being kept by `queue_rq`: look again later.
@@ -425,7 +426,7 @@ impl Device {
                 return TimeoutAction::ResetTimer;
             };
             let deadline = self.deadline(&st, w);
-            if clock::after(deadline, now) {
+            if time::after(deadline, now) {
                 drop(st);
                 rq.set_timeout(deadline.wrapping_sub(now));
                 return TimeoutAction::ResetTimer;

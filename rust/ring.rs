@@ -21,11 +21,11 @@ use kernel::sync::Arc;
 
 use crate::blk::NoIo;
 use crate::cache::Block;
-use crate::clock;
+use crate::sys::time;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, MAX_ATTEMPTS};
-use crate::ffi::errno;
-use crate::shmem::SharedRegion;
+use crate::sys::helpers::errno;
+use crate::sys::vmalloc::SharedRegion;
 use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe, SQE_DEMAND};
 
 /// One helper's ring: the region only the kernel writes (mapped read-only) and the one the
@@ -234,7 +234,7 @@ impl Device {
         let key = f.key;
         match r {
             Ok(block) => {
-                let ns = clock::now_ns().saturating_sub(f.started_ns);
+                let ns = time::now_ns().saturating_sub(f.started_ns);
                 self.stats.fetch_ok.fetch_add(1, Ordering::Relaxed);
                 self.stats.fetch_ns_total.fetch_add(ns, Ordering::Relaxed);
                 self.stats.fetch_ns_max.fetch_max(ns, Ordering::Relaxed);
@@ -267,7 +267,7 @@ impl Device {
                 return;
             }
             st.ring.regions = None;
-            st.ring.orphaned_since = Some(clock::jiffies());
+            st.ring.orphaned_since = Some(time::jiffies());
             for f in st.fetches.values_mut() {
                 // A claim that cannot be noted for release stays: its joiners stop waiting
                 // on it after half their I/O timeout anyway.
@@ -283,7 +283,7 @@ impl Device {
             }
         }
         // Kept reads now wait for the end of the recovery window.
-        crate::tick::ensure();
+        crate::sys::workqueue::ensure();
         pr_info!(
             "httpblk{}: helper gone; {} reads wait up to {} ms for a new one (httpblk recover)\n",
             self.id,
@@ -321,7 +321,7 @@ impl Device {
         st.ring.sq_tail = 0;
         st.ring.cq_head = 0;
         st.ring.orphaned_since = None;
-        let now = clock::jiffies();
+        let now = time::jiffies();
         for w in st.waiting.values_mut() {
             w.start = now;
         }
@@ -340,7 +340,7 @@ impl Device {
         }
         drop(st);
         // Kept reads now count their I/O timeout afresh.
-        crate::tick::ensure();
+        crate::sys::workqueue::ensure();
         pr_info!(
             "httpblk{}: recovered by a new helper; {} fetches posted again\n",
             self.id,

@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::clock;
+use crate::sys::time;
 use crate::device::Device;
 use crate::uapi;
 
@@ -141,9 +141,9 @@ impl Device {
                 let state = match st.ring.orphaned_since {
                     None => "attached",
                     Some(since)
-                        if clock::after(
+                        if time::after(
                             since.wrapping_add(self.recovery_timeout),
-                            clock::jiffies(),
+                            time::jiffies(),
                         ) =>
                     {
                         "orphaned"
@@ -156,7 +156,7 @@ impl Device {
             b"orphaned_ms" => {
                 let since = self.state.lock().ring.orphaned_since;
                 since.map_or(0, |s| {
-                    clock::jiffies_to_ms(clock::jiffies().wrapping_sub(s))
+                    time::jiffies_to_ms(time::jiffies().wrapping_sub(s))
                 })
             }
             b"waiting_reads" => self.state.lock().waiting.iter().count() as u64,

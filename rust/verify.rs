@@ -13,9 +13,9 @@ use kernel::sync::Arc;
 
 use crate::cache::Block;
 use crate::device::Device;
-use crate::ffi::errno;
+use crate::sys::helpers::errno;
 use crate::ring::Regions;
-use crate::shmem::SharedRegion;
+use crate::sys::vmalloc::SharedRegion;
 use crate::uapi::{self, BlockHeader, Cqe};
 
 fn bad_message() -> Error {

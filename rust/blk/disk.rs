@@ -94,7 +94,7 @@ impl<T: Operations> Disk<T> {
         let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
         let set = tag_set.get();
         let nr_hw_queues = match p.nr_hw_queues {
-            0 => crate::ffi::nr_cpu_ids(),
+            0 => crate::sys::helpers::nr_cpu_ids(),
             n => n,
         };
         // SAFETY: `set` is a zeroed tag set we own; blk_mq_alloc_tag_set initialises the rest.
@@ -106,7 +106,12 @@ impl<T: Operations> Disk<T> {
             (*set).numa_node = bindings::NUMA_NO_NODE;
             // Blocking: cache hits are copied and misses attached to their fetch right in
             // `queue_rq`, which takes mutexes and allocates; nothing waits for the network.
-            (*set).flags = bindings::BLK_MQ_F_SHOULD_MERGE | bindings::BLK_MQ_F_BLOCKING;
+            // Merging is the default since 6.14, which dropped the flag that asked for it.
+            #[cfg(httpblk_should_merge)]
+            let flags = bindings::BLK_MQ_F_SHOULD_MERGE | bindings::BLK_MQ_F_BLOCKING;
+            #[cfg(not(httpblk_should_merge))]
+            let flags = bindings::BLK_MQ_F_BLOCKING;
+            (*set).flags = flags;
             to_result(bindings::blk_mq_alloc_tag_set(set))?;
         }
         let set_guard = ScopeGuard::new_with_data(set, |set| {
@@ -175,7 +180,7 @@ impl<T: Operations> Drop for Disk<T> {
             bindings::del_gendisk(self.gendisk.as_ptr());
             bindings::put_disk(self.gendisk.as_ptr());
             bindings::blk_mq_free_tag_set(self.tag_set.get());
-            drop(T::QueueData::from_foreign(self.queuedata));
+            drop(T::QueueData::from_foreign(self.queuedata as _));
         }
     }
 }
@@ -217,7 +222,7 @@ unsafe extern "C" fn queue_rq_callback<T: Operations>(
     let rq = unsafe { Request::from_raw(rq) };
     // SAFETY: queuedata came from `T::QueueData::into_foreign` and lives until del_gendisk
     // has drained every request.
-    let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
+    let data = unsafe { T::QueueData::borrow(rq.queuedata() as _) };
     let _noio = NoIo::begin();
     match T::queue_rq(data, rq) {
         Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
@@ -237,7 +242,7 @@ unsafe extern "C" fn timeout_callback<T: Operations>(
     // SAFETY: the request of this timeout call; the handle lives only during the call.
     let timed_out = unsafe { TimedOut::new(rq) };
     // SAFETY: as in queue_rq_callback: a started request's queue data is alive.
-    let data = unsafe { T::QueueData::borrow(timed_out.queuedata()) };
+    let data = unsafe { T::QueueData::borrow(timed_out.queuedata() as _) };
     let _noio = NoIo::begin();
     match T::timeout(data, &timed_out) {
         TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,

@@ -52,10 +52,10 @@ pub(crate) trait Operations: Sized + 'static {
         rq: &TimedOut<'_>,
     ) -> TimeoutAction;
 
-    /// Prints the sysfs attribute `attr` (one of those given to `disk_attrs!`). May sleep.
+    /// Prints the sysfs attribute named `attr` (one of those given to `disk_attrs!`). May sleep.
     fn show(
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
-        attr: &kernel::str::CStr,
+        attr: &[u8],
         out: &mut dyn core::fmt::Write,
     ) -> core::fmt::Result;
 }

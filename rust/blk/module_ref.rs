@@ -5,7 +5,7 @@
 use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// Holds the module loaded while alive.
 ///
@@ -20,7 +20,7 @@ impl ModuleRef {
     /// `ENODEV` when the module is being unloaded.
     pub(crate) fn get() -> Result<Self> {
         // SAFETY: `__this_module` is this module, alive while its code runs.
-        if unsafe { ffi::httpblk_module_get(&raw mut bindings::__this_module) } {
+        if unsafe { helpers::httpblk_module_get(&raw mut bindings::__this_module) } {
             // INVARIANT: taken above.
             Ok(ModuleRef(()))
         } else {

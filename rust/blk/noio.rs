@@ -6,7 +6,7 @@
 
 use kernel::ffi::c_uint;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// Ends the scope it began when dropped. Not `Send`: the scope belongs to the task.
 pub(crate) struct NoIo {
@@ -18,7 +18,7 @@ impl NoIo {
     /// Begins a scope; scopes nest.
     pub(crate) fn begin() -> Self {
         // SAFETY: FFI call without preconditions; the flags go back in `drop`, on this task.
-        let saved = unsafe { ffi::httpblk_noio_save() };
+        let saved = unsafe { helpers::httpblk_noio_save() };
         Self {
             saved,
             _not_send: core::marker::PhantomData,
@@ -29,6 +29,6 @@ impl NoIo {
 impl Drop for NoIo {
     fn drop(&mut self) {
         // SAFETY: `saved` came from the matching save on this task (the type is not Send).
-        unsafe { ffi::httpblk_noio_restore(self.saved) };
+        unsafe { helpers::httpblk_noio_restore(self.saved) };
     }
 }

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// The operation of a request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -78,7 +78,7 @@ impl Request {
         let len = u32::try_from(src.len()).map_err(|_| EINVAL)?;
         self.check_range(skip, len)?;
         // SAFETY: owned, started request; the range is inside it (checked above).
-        unsafe { ffi::httpblk_rq_copy(self.rq.as_ptr(), skip, src.as_ptr().cast(), len) };
+        unsafe { helpers::httpblk_rq_copy(self.rq.as_ptr(), skip, src.as_ptr().cast(), len) };
         Ok(())
     }
 
@@ -89,7 +89,7 @@ impl Request {
     pub(crate) fn zero(&mut self, skip: u32, len: u32) -> Result {
         self.check_range(skip, len)?;
         // SAFETY: as in `copy_from`; a null source means zeros.
-        unsafe { ffi::httpblk_rq_copy(self.rq.as_ptr(), skip, core::ptr::null(), len) };
+        unsafe { helpers::httpblk_rq_copy(self.rq.as_ptr(), skip, core::ptr::null(), len) };
         Ok(())
     }
 

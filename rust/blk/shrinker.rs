@@ -11,7 +11,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::ForeignOwnable;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// What a shrinkable object offers reclaim. Both calls run in reclaim context: they must not
 /// sleep on anything an allocation could be waiting for (no mutex that is held while
@@ -44,7 +44,7 @@ impl<T: Shrink> Shrinker<T> {
     /// `ENOMEM`.
     pub(crate) fn new(name: &'static CStr, target: Arc<T>) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated and static.
-        let s = NonNull::new(unsafe { ffi::httpblk_shrinker_alloc(name.as_char_ptr()) })
+        let s = NonNull::new(unsafe { helpers::httpblk_shrinker_alloc(name.as_char_ptr()) })
             .ok_or(ENOMEM)?;
         // SAFETY: a fresh, unregistered shrinker that we own.
         unsafe {

@@ -15,7 +15,7 @@ use kernel::str::CStr;
 use kernel::types::ForeignOwnable;
 
 use super::Operations;
-use crate::ffi;
+use crate::sys::helpers;
 
 /// One attribute file.
 #[repr(transparent)]
@@ -31,9 +31,17 @@ impl Attr {
         let mut out: [Attr; N] = unsafe { core::mem::zeroed() };
         let mut i = 0;
         while i < N {
-            out[i].0.attr.name = names[i].as_char_ptr();
+            out[i].0.attr.name = crate::sys::compat::cstr_ptr(names[i]);
             out[i].0.attr.mode = 0o444;
-            out[i].0.show = Some(show_callback::<T>);
+            // 7.x's sysfs.h puts `show` in a union with `show_const`.
+            #[cfg(httpblk_sysfs_const)]
+            {
+                out[i].0.__bindgen_anon_1.show = Some(show_callback::<T>);
+            }
+            #[cfg(not(httpblk_sysfs_const))]
+            {
+                out[i].0.show = Some(show_callback::<T>);
+            }
             i += 1;
         }
         out
@@ -70,8 +78,16 @@ impl Group {
     ) -> Self {
         // SAFETY: all-zero is a valid attribute_group.
         let mut g: bindings::attribute_group = unsafe { core::mem::zeroed() };
-        g.name = name.as_char_ptr();
-        g.attrs = attrs.0.as_ptr().cast_mut();
+        g.name = crate::sys::compat::cstr_ptr(name);
+        // 7.x's sysfs.h puts `attrs` in a union with `attrs_const`.
+        #[cfg(httpblk_sysfs_const)]
+        {
+            g.__bindgen_anon_2.attrs = attrs.0.as_ptr().cast_mut();
+        }
+        #[cfg(not(httpblk_sysfs_const))]
+        {
+            g.attrs = attrs.0.as_ptr().cast_mut();
+        }
         Self(g)
     }
 }
@@ -133,13 +149,13 @@ unsafe extern "C" fn show_callback<T: Operations>(
 ) -> isize {
     // SAFETY: `dev` is the disk's device; its queue data came from `T::QueueData::into_foreign`
     // and outlives its sysfs files (see the module comment).
-    let data = unsafe { T::QueueData::borrow(ffi::httpblk_dev_queuedata(dev)) };
+    let data = unsafe { T::QueueData::borrow(helpers::httpblk_dev_queuedata(dev)) };
     // SAFETY: attribute names are NUL-terminated static strings (`Attr::table`).
     let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
     // SAFETY: sysfs passes a buffer of one page.
     let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
     let mut w = PageWriter { buf: page, pos: 0 };
-    match T::show(data, name, &mut w) {
+    match T::show(data, crate::sys::compat::cstr_bytes(name), &mut w) {
         Ok(()) => w.pos as isize,
         Err(_) => EINVAL.to_errno() as isize,
     }

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Builds the Linux 6.12 test kernel (Debian's linux-source-6.12) with Rust enabled, once.
-# Its configuration is tests/kernel/httpblk.config over allnoconfig, nothing else. The tree lives
+# Builds the test kernel HTTPBLK_KERNEL (7.2 by default, or 6.12) from Debian's
+# linux-source-X.Y with Rust enabled, once. Its configuration is tests/kernel/httpblk.config
+# plus the few version-specific lines of httpblk-X.Y.config over allnoconfig. The tree lives
 # in ~/.cache/httpblk/, keyed by kernel version, configuration and this script, so later runs
 # and CI on the same machine reuse it. Prints the tree's path last.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/toolchain.sh"
 
-tarball=/usr/src/linux-source-6.12.tar.xz
+tarball=/usr/src/linux-source-$HTTPBLK_KERNEL.tar.xz
 [ -r "$tarball" ] || { echo "kernel: $tarball missing (run tests/setup.sh)" >&2; exit 1; }
-kver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-key=$(cat "$here/httpblk.config" "$here/build.sh" | { echo "$kver"; cat; } | sha256sum | cut -c1-12)
-tree="$HTTPBLK_CACHE/linux-6.12-$key"
+kver=$(dpkg-query -W -f='${Version}' "linux-source-$HTTPBLK_KERNEL")
+config=$(mktemp)
+trap 'rm -f "$config"' EXIT
+cat "$here/httpblk.config" "$here/httpblk-$HTTPBLK_KERNEL.config" >"$config"
+key=$(cat "$config" "$here/build.sh" | { echo "$kver $BINDGEN"; cat; } | sha256sum | cut -c1-12)
+tree="$HTTPBLK_CACHE/linux-$HTTPBLK_KERNEL-$key"
 
 if [ -f "$tree/.httpblk-built" ]; then
     echo "$tree"
@@ -33,7 +37,7 @@ if [ ! -f .config.httpblk ]; then
     # Nothing but our configuration: allnoconfig with every line of httpblk.config forced on
     # (or off), the rest at its dependencies' defaults. A line that did not stick (a
     # dependency missing from the file) fails the build here, not a test an hour later.
-    kmake KCONFIG_ALLCONFIG="$here/httpblk.config" allnoconfig >/dev/null
+    kmake KCONFIG_ALLCONFIG="$config" allnoconfig >/dev/null
     missing=0
     while IFS= read -r line; do
         case $line in
@@ -41,11 +45,11 @@ if [ ! -f .config.httpblk ]; then
             "# CONFIG_"*" is not set") name=${line#\# }; ! grep -q "^${name% is not set}=" .config ;;
             *) continue ;;
         esac || { echo "kernel: '$line' did not stick in .config" >&2; missing=1; }
-    done <"$here/httpblk.config"
+    done <"$config"
     [ "$missing" = 0 ] || exit 1
     cp .config .config.httpblk
 fi
-echo "kernel: building $tree on $(nproc) cores (first time only)" >&2
+echo "kernel: building $HTTPBLK_KERNEL in $tree on $(nproc) cores (first time only)" >&2
 kmake -j"$(nproc)" bzImage modules >"$tree/build.log" 2>&1 || {
     tail -40 "$tree/build.log" >&2
     exit 1

@@ -76,6 +76,7 @@ extern "C" {
         src: *const c_void,
         len: c_uint,
     );
+    pub(crate) fn httpblk_jiffies_to_msecs(j: c_ulong) -> c_uint;
     pub(crate) fn httpblk_tick_setup(func: Option<unsafe extern "C" fn()>) -> c_int;
     pub(crate) fn httpblk_tick_arm(delay: c_ulong);
     pub(crate) fn httpblk_tick_teardown();

@@ -103,6 +103,12 @@ static void httpblk_tick_work(struct work_struct *work)
 
 static DECLARE_DELAYED_WORK(httpblk_tick, httpblk_tick_work);
 
+/* An inline function on newer kernels, which bindgen cannot call. */
+unsigned int httpblk_jiffies_to_msecs(unsigned long j)
+{
+	return jiffies_to_msecs(j);
+}
+
 int httpblk_tick_setup(void (*fn)(void))
 {
 	httpblk_tick_fn = fn;

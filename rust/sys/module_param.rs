@@ -179,19 +179,19 @@ pub(crate) const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
 /// `NAME` becomes a `static UintParam`; `name` is what modprobe, sysfs and modinfo call it.
 macro_rules! uint_param {
     ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal) => {
-        $crate::param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
-            $crate::param::set_uint::<$min, $max>);
+        $crate::sys::module_param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
+            $crate::sys::module_param::set_uint::<$min, $max>);
     };
     ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, hook = $hook:literal) => {
-        const _: () = assert!($hook < $crate::param::HOOKS.len());
-        $crate::param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
-            $crate::param::set_uint_then::<$min, $max, $hook>);
+        const _: () = assert!($hook < $crate::sys::module_param::HOOKS.len());
+        $crate::sys::module_param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
+            $crate::sys::module_param::set_uint_then::<$min, $max, $hook>);
     };
     (@ $storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, $set:expr) => {
-        pub(crate) static $storage: $crate::param::UintParam = $crate::param::UintParam::new($default);
+        pub(crate) static $storage: $crate::sys::module_param::UintParam = $crate::sys::module_param::UintParam::new($default);
 
         const _: () = {
-            use $crate::param::{get_uint, modinfo, KernelParam, ParamOps};
+            use $crate::sys::module_param::{get_uint, modinfo, KernelParam, ParamOps};
             const _: () = assert!($min <= $default && $default <= $max);
 
             static OPS: ParamOps = ParamOps(kernel::bindings::kernel_param_ops {

@@ -11,7 +11,7 @@ use core::sync::atomic::AtomicU32;
 use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// An mmap-able, page-aligned, zero-initialised region.
 ///
@@ -34,7 +34,7 @@ impl SharedRegion {
     /// `ENOMEM` when the allocation fails.
     pub(crate) fn new(len: usize) -> Result<Self> {
         // SAFETY: FFI call without preconditions.
-        let p = unsafe { ffi::httpblk_vmalloc_user(len as _) };
+        let p = unsafe { helpers::httpblk_vmalloc_user(len as _) };
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(ENOMEM)?;
         // INVARIANT: `ptr` came from vmalloc_user(len).
         Ok(Self { ptr, len })
@@ -74,7 +74,7 @@ impl SharedRegion {
     ///
     /// # Errors
     /// `EINVAL` when the range is not inside the region.
-    pub(crate) fn read<T: Copy + kernel::types::FromBytes>(&self, offset: usize) -> Result<T> {
+    pub(crate) fn read<T: Copy + super::compat::FromBytes>(&self, offset: usize) -> Result<T> {
         let p = self.at(offset, core::mem::size_of::<T>())?;
         if p as usize % core::mem::align_of::<T>() != 0 {
             return Err(EINVAL);
@@ -126,10 +126,10 @@ impl SharedRegion {
             return Err(EINVAL);
         }
         // SAFETY: live VMA, see above.
-        kernel::error::to_result(unsafe { ffi::httpblk_vma_prepare(vma, read_only) })?;
+        kernel::error::to_result(unsafe { helpers::httpblk_vma_prepare(vma, read_only) })?;
         // SAFETY: `ptr` is a vmalloc_user area of `len` bytes; the size was checked.
         kernel::error::to_result(unsafe {
-            ffi::remap_vmalloc_range(vma, self.ptr.as_ptr().cast(), 0)
+            helpers::remap_vmalloc_range(vma, self.ptr.as_ptr().cast(), 0)
         })
     }
 }
@@ -137,6 +137,6 @@ impl SharedRegion {
 impl Drop for SharedRegion {
     fn drop(&mut self) {
         // SAFETY: by the invariant; pages still mapped by the helper keep their own references.
-        unsafe { ffi::vfree(self.ptr.as_ptr().cast()) };
+        unsafe { helpers::vfree(self.ptr.as_ptr().cast()) };
     }
 }

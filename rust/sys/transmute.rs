@@ -3,7 +3,7 @@
 //! `FromBytes`/`AsBytes` promise of the module, in one place. The structs themselves are in
 //! `uapi.rs`, `#[repr(C)]` with fixed-width fields, explicit padding and asserted sizes.
 
-use kernel::types::{AsBytes, FromBytes};
+use super::compat::{AsBytes, FromBytes};
 
 use crate::uapi::{AddDevice, BlockHeader, Cqe, DeviceId, DeviceList, RecoverDevice, Wait};
 

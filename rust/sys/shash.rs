@@ -5,7 +5,7 @@ use core::ptr::NonNull;
 
 use kernel::prelude::*;
 
-use crate::ffi;
+use crate::sys::helpers;
 use crate::uapi::{HASH_MD5, HASH_SHA256};
 
 /// Longest digest (SHA-256).
@@ -16,7 +16,7 @@ pub(crate) enum Hasher {
     Sha256,
     /// # Invariants
     /// A live shash transform from `httpblk_md5_alloc`, freed in `drop`.
-    Md5(NonNull<ffi::CryptoShash>),
+    Md5(NonNull<helpers::CryptoShash>),
 }
 
 // SAFETY: an unkeyed shash transform may be used concurrently (each call has its own desc).
@@ -34,7 +34,7 @@ impl Hasher {
             HASH_SHA256 => Ok(Hasher::Sha256),
             HASH_MD5 => {
                 // SAFETY: FFI call without preconditions; returns a pointer or an ERR_PTR.
-                let tfm = kernel::error::from_err_ptr(unsafe { ffi::httpblk_md5_alloc() })?;
+                let tfm = kernel::error::from_err_ptr(unsafe { helpers::httpblk_md5_alloc() })?;
                 // INVARIANT: allocated above.
                 Ok(Hasher::Md5(NonNull::new(tfm).ok_or(ENOMEM)?))
             }
@@ -58,12 +58,12 @@ impl Hasher {
         match self {
             // SAFETY: `data` and `out` are valid for their lengths; SHA-256 writes 32 bytes.
             Hasher::Sha256 => unsafe {
-                ffi::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr())
+                helpers::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr())
             },
             Hasher::Md5(tfm) => {
                 // SAFETY: live transform (invariant); MD5 writes 16 bytes into `out`.
                 kernel::error::to_result(unsafe {
-                    ffi::httpblk_md5_digest(
+                    helpers::httpblk_md5_digest(
                         tfm.as_ptr(),
                         data.as_ptr(),
                         data.len() as u32,
@@ -80,7 +80,7 @@ impl Hasher {
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: `data` and `out` are valid for their lengths.
-    unsafe { ffi::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) };
+    unsafe { helpers::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) };
     out
 }
 
@@ -88,7 +88,7 @@ impl Drop for Hasher {
     fn drop(&mut self) {
         if let Hasher::Md5(tfm) = self {
             // SAFETY: by the invariant.
-            unsafe { ffi::httpblk_md5_free(tfm.as_ptr()) };
+            unsafe { helpers::httpblk_md5_free(tfm.as_ptr()) };
         }
     }
 }

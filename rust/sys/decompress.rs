@@ -18,7 +18,7 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::{c_str, new_mutex};
 
-use crate::ffi::{self, errno};
+use crate::sys::helpers::{self, errno};
 use crate::uapi::{CODEC_LZ4, CODEC_LZO, CODEC_ZLIB, CODEC_ZSTD};
 
 /// The compressed codecs, in pool order.
@@ -33,7 +33,7 @@ const MAX_WIDTH: usize = 8;
 /// The pointer is live, from `httpblk_comp_alloc` (`Comp`) or `httpblk_zlib_alloc` (`Zlib`),
 /// and is freed only in `drop`.
 enum Decompressor {
-    Comp(NonNull<ffi::CryptoComp>),
+    Comp(NonNull<helpers::CryptoComp>),
     Zlib(NonNull<kernel::ffi::c_void>),
 }
 
@@ -52,7 +52,7 @@ impl Decompressor {
             CODEC_ZSTD => c_str!("zstd"),
             CODEC_ZLIB => {
                 // SAFETY: FFI call without preconditions; returns NULL on failure.
-                let s = unsafe { ffi::httpblk_zlib_alloc() };
+                let s = unsafe { helpers::httpblk_zlib_alloc() };
                 // INVARIANT: allocated above.
                 return Ok(Decompressor::Zlib(NonNull::new(s).ok_or(ENOMEM)?));
             }
@@ -60,7 +60,7 @@ impl Decompressor {
         };
         // SAFETY: `name` is a NUL-terminated string; returns a transform or an ERR_PTR.
         let tfm =
-            kernel::error::from_err_ptr(unsafe { ffi::httpblk_comp_alloc(name.as_char_ptr()) })?;
+            kernel::error::from_err_ptr(unsafe { helpers::httpblk_comp_alloc(name.as_char_ptr()) })?;
         // INVARIANT: allocated above.
         Ok(Decompressor::Comp(NonNull::new(tfm).ok_or(ENOMEM)?))
     }
@@ -75,7 +75,7 @@ impl Decompressor {
             // SAFETY: live transform (invariant); `src` and `dst` are valid for their lengths
             // and `dlen` tells the codec how much of `dst` it may write.
             Decompressor::Comp(tfm) => unsafe {
-                ffi::crypto_comp_decompress(
+                helpers::crypto_comp_decompress(
                     tfm.as_ptr(),
                     src.as_ptr(),
                     src.len() as u32,
@@ -85,7 +85,7 @@ impl Decompressor {
             },
             // SAFETY: as above, for the zlib stream.
             Decompressor::Zlib(s) => unsafe {
-                ffi::httpblk_zlib_inflate(
+                helpers::httpblk_zlib_inflate(
                     s.as_ptr(),
                     src.as_ptr(),
                     src.len() as u32,
@@ -104,9 +104,9 @@ impl Drop for Decompressor {
     fn drop(&mut self) {
         match self {
             // SAFETY: by the invariant, freed once, here.
-            Decompressor::Comp(tfm) => unsafe { ffi::httpblk_comp_free(tfm.as_ptr()) },
+            Decompressor::Comp(tfm) => unsafe { helpers::httpblk_comp_free(tfm.as_ptr()) },
             // SAFETY: as above.
-            Decompressor::Zlib(s) => unsafe { ffi::httpblk_zlib_free(s.as_ptr()) },
+            Decompressor::Zlib(s) => unsafe { helpers::httpblk_zlib_free(s.as_ptr()) },
         }
     }
 }
@@ -130,7 +130,7 @@ impl Pool {
     /// # Errors
     /// `ENOMEM`.
     pub(crate) fn new() -> Result<Self> {
-        let width = (crate::ffi::nr_cpu_ids() as usize).clamp(1, MAX_WIDTH);
+        let width = (crate::sys::helpers::nr_cpu_ids() as usize).clamp(1, MAX_WIDTH);
         let mut members = KVec::with_capacity(CODECS.len() * width, GFP_KERNEL)?;
         for _ in 0..CODECS.len() * width {
             members.push(

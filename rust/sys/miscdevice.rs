@@ -9,7 +9,7 @@ use kernel::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use kernel::prelude::*;
 use kernel::types::ForeignOwnable;
 
-use crate::ffi;
+use crate::sys::helpers;
 
 /// Whether the calling task has `CAP_SYS_ADMIN`.
 pub(crate) fn capable_sys_admin() -> bool {
@@ -34,7 +34,7 @@ impl Vma {
     }
 
     /// Maps `region` into this VMA.
-    pub(crate) fn map(&self, region: &crate::shmem::SharedRegion, read_only: bool) -> Result {
+    pub(crate) fn map(&self, region: &crate::sys::vmalloc::SharedRegion, read_only: bool) -> Result {
         // SAFETY: the VMA belongs to the mmap call in progress.
         unsafe { region.map(self.vma, read_only) }
     }
@@ -103,7 +103,7 @@ impl<T: FileOps> Registration<T> {
         let ctx = ctx.into_foreign();
         // SAFETY: FOPS is 'static; `ctx` stays valid until deregistration.
         let r = kernel::error::to_result(unsafe {
-            ffi::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx as *mut _)
+            helpers::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx as *mut _)
         });
         if let Err(e) = r {
             // SAFETY: from into_foreign above; the device never became visible.
@@ -123,8 +123,8 @@ impl<T: FileOps> Drop for Registration<T> {
         // SAFETY: by the invariant. After deregistration no new open can start; open files
         // pin the module, so none exists while the module unloads.
         unsafe {
-            ffi::httpblk_misc_deregister();
-            drop(T::Context::from_foreign(self.ctx));
+            helpers::httpblk_misc_deregister();
+            drop(T::Context::from_foreign(self.ctx as _));
         }
     }
 }
@@ -139,7 +139,7 @@ unsafe extern "C" fn open_callback<T: FileOps>(
         return EPERM.to_errno();
     }
     // SAFETY: misc_open set private_data to our miscdevice.
-    let ctx = unsafe { ffi::httpblk_misc_ctx(file) };
+    let ctx = unsafe { helpers::httpblk_misc_ctx(file) };
     if ctx.is_null() {
         return ENODEV.to_errno();
     }

@@ -16,8 +16,8 @@ use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::ForeignOwnable;
 
 use crate::blk::NoIo;
-use crate::clock;
-use crate::ffi;
+use crate::sys::time;
+use crate::sys::helpers;
 
 /// What the tick drives.
 pub(crate) trait Ticked: Send + Sync + 'static {
@@ -27,7 +27,7 @@ pub(crate) trait Ticked: Send + Sync + 'static {
 
 /// How often the tick runs while needed.
 fn period() -> u64 {
-    clock::ms_to_jiffies(100)
+    time::ms_to_jiffies(100)
 }
 
 /// The object the running tick acts on (from `Arc::into_foreign`); null when stopped.
@@ -48,7 +48,7 @@ impl<T: Ticked> Tick<T> {
         let p = target.into_foreign() as *mut kernel::ffi::c_void;
         TARGET.store(p, Ordering::Release);
         // SAFETY: `callback::<T>` reads `TARGET`, set above to an `Arc<T>`.
-        let r = unsafe { ffi::httpblk_tick_setup(Some(callback::<T>)) };
+        let r = unsafe { helpers::httpblk_tick_setup(Some(callback::<T>)) };
         if let Err(e) = kernel::error::to_result(r) {
             TARGET.store(core::ptr::null_mut(), Ordering::Release);
             // SAFETY: from `into_foreign` above; no tick was set up to use it.
@@ -64,14 +64,14 @@ impl<T: Ticked> Tick<T> {
 pub(crate) fn ensure() {
     if !TARGET.load(Ordering::Acquire).is_null() {
         // SAFETY: the tick is set up while `TARGET` is set (`Tick` invariant).
-        unsafe { ffi::httpblk_tick_arm(period() as _) };
+        unsafe { helpers::httpblk_tick_arm(period() as _) };
     }
 }
 
 impl<T: Ticked> Drop for Tick<T> {
     fn drop(&mut self) {
         // SAFETY: by the invariant the tick is set up; after teardown no callback runs.
-        unsafe { ffi::httpblk_tick_teardown() };
+        unsafe { helpers::httpblk_tick_teardown() };
         let p = TARGET.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !p.is_null() {
             // SAFETY: from `into_foreign` in `start`; no callback uses it any more.
@@ -92,6 +92,6 @@ unsafe extern "C" fn callback<T: Ticked>() {
     let _noio = NoIo::begin();
     if target.tick() {
         // SAFETY: the tick is set up (we run in it).
-        unsafe { ffi::httpblk_tick_arm(period() as _) };
+        unsafe { helpers::httpblk_tick_arm(period() as _) };
     }
 }
