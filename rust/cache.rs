@@ -23,11 +23,11 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::{Arc, SpinLock};
 
-use crate::sys::compat::TreeCursor;
 use crate::blk::Shrink;
+use crate::params;
+use crate::sys::compat::TreeCursor;
 use crate::sys::helpers::random_u64;
 use crate::sys::module_param::Published;
-use crate::params;
 use crate::uapi::HASH_MD5;
 
 const DIGEST_MAX: usize = 32;

@@ -13,15 +13,15 @@ use core::sync::atomic::Ordering;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
-use crate::sys::compat::user_slice;
 
 use crate::blk::{Disk, DiskParams, ModuleRef};
-use crate::sys::miscdevice::{FileOps, Vma};
 use crate::device::{Device, Params, Shared};
-use crate::sys::shash;
 use crate::index::Index;
 use crate::params;
 use crate::ring::Regions;
+use crate::sys::compat::user_slice;
+use crate::sys::miscdevice::{FileOps, Vma};
+use crate::sys::shash;
 use crate::uapi::{self, AddDevice, DeviceId, DeviceList, RecoverDevice, Wait};
 
 struct Attached {

@@ -23,14 +23,14 @@ use kernel::{new_condvar, new_mutex};
 
 use crate::blk::{self, Request, TimedOut, TimeoutAction};
 use crate::cache::{Cache, Key};
-use crate::sys::time;
-use crate::sys::decompress;
-use crate::sys::shash::Hasher;
 use crate::fetch::{Deferred, State};
 use crate::index::Index;
 use crate::pending::Pending;
 use crate::ring::{Regions, RingState};
 use crate::stats::Stats;
+use crate::sys::decompress;
+use crate::sys::shash::Hasher;
+use crate::sys::time;
 use crate::uapi::{self, KernelHeader};
 
 /// Things every device shares.

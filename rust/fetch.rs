@@ -22,13 +22,13 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::{Arc, ArcBorrow};
 
-use crate::sys::compat::TreeCursor;
 use crate::blk::Request;
 use crate::cache::{Block, Key};
-use crate::sys::time;
 use crate::device::Device;
 use crate::pending::Joiner;
 use crate::ring::RingState;
+use crate::sys::compat::TreeCursor;
+use crate::sys::time;
 
 /// Fetches of one block that fail verification before its reads fail.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;

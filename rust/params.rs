@@ -20,7 +20,7 @@ uint_param!(
     1..=1048576,
     0o644,
     "Size of the in-kernel block cache shared by all devices, in MiB (1-1048576)",
-    hook = 0
+    hook = crate::cache::cache_mb_changed
 );
 uint_param!(
     QUEUE_DEPTH,

@@ -24,13 +24,13 @@ use kernel::prelude::*;
 use kernel::rbtree::RBTreeNodeReservation;
 use kernel::sync::{Arc, ArcBorrow};
 
-use crate::sys::compat::TreeCursor;
 use crate::blk::{Busy, Op, Request, TimedOut, TimeoutAction};
 use crate::cache::{Block, Key};
-use crate::sys::time;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, Waiting, MAX_SPAN};
 use crate::params;
+use crate::sys::compat::TreeCursor;
+use crate::sys::time;
 use crate::sys::workqueue;
 
 impl Device {

@@ -21,10 +21,10 @@ use kernel::sync::Arc;
 
 use crate::blk::NoIo;
 use crate::cache::Block;
-use crate::sys::time;
 use crate::device::Device;
 use crate::fetch::{Deferred, Phase, State, MAX_ATTEMPTS};
 use crate::sys::helpers::errno;
+use crate::sys::time;
 use crate::sys::vmalloc::SharedRegion;
 use crate::uapi::{self, Cqe, HelperHeader, KernelHeader, Sqe, SQE_DEMAND};
 

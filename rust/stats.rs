@@ -6,8 +6,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sys::time;
 use crate::device::Device;
+use crate::sys::time;
 use crate::uapi;
 
 /// Counters for status and sysfs.
@@ -155,9 +155,7 @@ impl Device {
             }
             b"orphaned_ms" => {
                 let since = self.state.lock().ring.orphaned_since;
-                since.map_or(0, |s| {
-                    time::jiffies_to_ms(time::jiffies().wrapping_sub(s))
-                })
+                since.map_or(0, |s| time::jiffies_to_ms(time::jiffies().wrapping_sub(s)))
             }
             b"waiting_reads" => self.state.lock().waiting.iter().count() as u64,
             b"reads" => get(&s.reads),

@@ -13,8 +13,8 @@ use kernel::sync::Arc;
 
 use crate::cache::Block;
 use crate::device::Device;
-use crate::sys::helpers::errno;
 use crate::ring::Regions;
+use crate::sys::helpers::errno;
 use crate::sys::vmalloc::SharedRegion;
 use crate::uapi::{self, BlockHeader, Cqe};
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, end to end: make an ext4 image, serve it with `httpblk serve`, and in a VM
-# running the Rust-enabled 6.12 kernel load httpblk.ko, attach the image, mount it and list it.
+# running the Rust-enabled test kernel (7.2; HTTPBLK_KERNEL=6.12 for the other) load httpblk.ko, attach the image, mount it and list it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

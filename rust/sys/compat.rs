@@ -25,11 +25,11 @@ pub(crate) fn user_slice(addr: usize, len: usize) -> kernel::uaccess::UserSlice 
     kernel::uaccess::UserSlice::new(ptr, len)
 }
 
+#[cfg(not(httpblk_cursor_mut))]
+pub(crate) use kernel::rbtree::Cursor as CursorMut;
 /// A red-black tree cursor that can move, change and remove nodes.
 #[cfg(httpblk_cursor_mut)]
 pub(crate) use kernel::rbtree::CursorMut;
-#[cfg(not(httpblk_cursor_mut))]
-pub(crate) use kernel::rbtree::Cursor as CursorMut;
 
 /// Mutable cursors over a red-black tree, by one name on every kernel.
 pub(crate) trait TreeCursor<K, V> {

@@ -59,8 +59,9 @@ impl Decompressor {
             _ => return Err(EINVAL),
         };
         // SAFETY: `name` is a NUL-terminated string; returns a transform or an ERR_PTR.
-        let tfm =
-            kernel::error::from_err_ptr(unsafe { helpers::httpblk_comp_alloc(name.as_char_ptr()) })?;
+        let tfm = kernel::error::from_err_ptr(unsafe {
+            helpers::httpblk_comp_alloc(name.as_char_ptr())
+        })?;
         // INVARIANT: allocated above.
         Ok(Decompressor::Comp(NonNull::new(tfm).ok_or(ENOMEM)?))
     }

@@ -112,7 +112,11 @@ unsigned int httpblk_jiffies_to_msecs(unsigned long j)
 int httpblk_tick_setup(void (*fn)(void))
 {
 	httpblk_tick_fn = fn;
-	httpblk_tick_wq = alloc_workqueue("httpblk_tick", WQ_MEM_RECLAIM, 1);
+	/*
+	 * Unbound: the tick needs no particular CPU, and 7.x warns about a workqueue that
+	 * says neither WQ_UNBOUND nor WQ_PERCPU (6.12 has no WQ_PERCPU).
+	 */
+	httpblk_tick_wq = alloc_workqueue("httpblk_tick", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
 	return httpblk_tick_wq ? 0 : -ENOMEM;
 }
 

@@ -34,7 +34,11 @@ impl Vma {
     }
 
     /// Maps `region` into this VMA.
-    pub(crate) fn map(&self, region: &crate::sys::vmalloc::SharedRegion, read_only: bool) -> Result {
+    pub(crate) fn map(
+        &self,
+        region: &crate::sys::vmalloc::SharedRegion,
+        read_only: bool,
+    ) -> Result {
         // SAFETY: the VMA belongs to the mmap call in progress.
         unsafe { region.map(self.vma, read_only) }
     }

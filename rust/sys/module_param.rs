@@ -44,27 +44,6 @@ pub(crate) unsafe extern "C" fn set_uint<const MIN: u32, const MAX: u32>(
     unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) }
 }
 
-/// `set` of a bounded uint parameter that runs `AFTER` once a new value is in place (with the
-/// module's parameter lock held, see `Published`).
-///
-/// # Safety
-/// As for `set_uint`.
-pub(crate) unsafe extern "C" fn set_uint_then<const MIN: u32, const MAX: u32, const HOOK: usize>(
-    val: *const c_char,
-    kp: *const bindings::kernel_param,
-) -> c_int {
-    // SAFETY: the caller's guarantees are those of `param_set_uint_minmax`.
-    let r = unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) };
-    if r == 0 {
-        // PANIC: HOOK indexes `HOOKS`, checked at compile time by `uint_param!`.
-        HOOKS[HOOK]();
-    }
-    r
-}
-
-/// What runs after a parameter with a hook is set. `uint_param!` names an index here.
-pub(crate) const HOOKS: [fn(); 1] = [crate::cache::cache_mb_changed];
-
 /// An object that a parameter hook acts on, published by module init and withdrawn before the
 /// module lets go of it. Hooks run with the module's parameter lock held, and `publish` and
 /// `withdraw` take that lock, so a hook never sees an object being freed.
@@ -174,18 +153,34 @@ pub(crate) const fn modinfo<const N: usize>(s: &str) -> [u8; N] {
 }
 
 /// Declares a bounded `u32` module parameter:
-/// `uint_param!(NAME, name, default, min..=max, perm, "description" [, hook = N])`, where `N`
-/// is the index in `HOOKS` of what runs after each successful set.
+/// `uint_param!(NAME, name, default, min..=max, perm, "description" [, hook = path])`, where
+/// `path` names a `fn()` that runs after each successful set, with the module's parameter lock
+/// held (see `Published`).
 /// `NAME` becomes a `static UintParam`; `name` is what modprobe, sysfs and modinfo call it.
 macro_rules! uint_param {
     ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal) => {
         $crate::sys::module_param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
             $crate::sys::module_param::set_uint::<$min, $max>);
     };
-    ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, hook = $hook:literal) => {
-        const _: () = assert!($hook < $crate::sys::module_param::HOOKS.len());
-        $crate::sys::module_param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc,
-            $crate::sys::module_param::set_uint_then::<$min, $max, $hook>);
+    ($storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, hook = $hook:path) => {
+        $crate::sys::module_param::uint_param!(@ $storage, $name, $default, $min..=$max, $perm, $desc, {
+            /// `set_uint`, then the hook once the new value is in place.
+            ///
+            /// # Safety
+            /// As for `set_uint`.
+            unsafe extern "C" fn set_then_hook(
+                val: *const kernel::ffi::c_char,
+                kp: *const kernel::bindings::kernel_param,
+            ) -> kernel::ffi::c_int {
+                // SAFETY: The caller's guarantees are those of `set_uint`.
+                let r = unsafe { $crate::sys::module_param::set_uint::<$min, $max>(val, kp) };
+                if r == 0 {
+                    $hook();
+                }
+                r
+            }
+            set_then_hook
+        });
     };
     (@ $storage:ident, $name:ident, $default:expr, $min:literal ..= $max:literal, $perm:expr, $desc:literal, $set:expr) => {
         pub(crate) static $storage: $crate::sys::module_param::UintParam = $crate::sys::module_param::UintParam::new($default);

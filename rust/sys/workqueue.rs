@@ -16,8 +16,8 @@ use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::ForeignOwnable;
 
 use crate::blk::NoIo;
-use crate::sys::time;
 use crate::sys::helpers;
+use crate::sys::time;
 
 /// What the tick drives.
 pub(crate) trait Ticked: Send + Sync + 'static {

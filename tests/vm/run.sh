@@ -2,6 +2,7 @@
 # Host side of the VM suite: builds the test kernel (cached), httpblk.ko and the userspace
 # binaries, prepares test images, boots the kernel under virtme-ng and runs guest.sh there.
 # Prints one line per test and "N passed, M failed"; exits non-zero on any failure.
+#   HTTPBLK_KERNEL=7.2|6.12  the test kernel (default 7.2)
 #   HTTPBLK_TESTS=REGEX   run only matching tests
 #   HTTPBLK_REPEAT=N      run them N times over in the one VM
 set -euo pipefail
@@ -10,7 +11,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/lib/toolchain.sh"
 
 kdir=$("$repo/tests/kernel/build.sh" | tail -1)
-echo "vm: kernel $kdir"
+echo "vm: kernel $HTTPBLK_KERNEL, $kdir"
 make -s -C "$repo" KDIR="$kdir" "${KMAKE_ARGS[@]}" >/dev/null
 (cd "$repo/userspace" && cargo build -q --release --bins --examples)
 bin=$repo/userspace/target/release
@@ -49,5 +50,5 @@ cat "$out/results.txt"
 pass=$(grep -c '^PASS' "$out/results.txt" || true)
 fail=$(grep -c '^FAIL' "$out/results.txt" || true)
 skips=$(grep -c '^SKIP' "$out/results.txt" || true)
-echo "vm: $pass passed, $fail failed, $skips skipped"
+echo "vm ($HTTPBLK_KERNEL): $pass passed, $fail failed, $skips skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]
