@@ -123,7 +123,7 @@ impl Session {
     /// `IOC_RECOVER`: this file's helper takes over an orphaned device.
     fn recover(&self, arg: usize) -> Result<isize> {
         let (mut reader, mut writer) =
-            user_slice(arg as usize, core::mem::size_of::<RecoverDevice>()).reader_writer();
+            user_slice(arg, core::mem::size_of::<RecoverDevice>()).reader_writer();
         let mut req: RecoverDevice = reader.read()?;
         if req.abi_version != uapi::ABI_VERSION {
             pr_err!(
@@ -177,7 +177,7 @@ impl Session {
 
     fn add(&self, arg: usize) -> Result<isize> {
         let (mut reader, mut writer) =
-            user_slice(arg as usize, core::mem::size_of::<AddDevice>()).reader_writer();
+            user_slice(arg, core::mem::size_of::<AddDevice>()).reader_writer();
         let mut req: AddDevice = reader.read()?;
         if req.abi_version != uapi::ABI_VERSION {
             pr_err!(
@@ -337,7 +337,7 @@ impl Session {
             *slot = a.device.id;
             out.count += 1;
         }
-        user_slice(arg as usize, core::mem::size_of::<DeviceList>())
+        user_slice(arg, core::mem::size_of::<DeviceList>())
             .writer()
             .write(&out)?;
         Ok(0)
@@ -364,7 +364,7 @@ impl FileOps for ControlFile {
             uapi::IOC_START => s.start(),
             uapi::IOC_RECOVER => s.recover(arg),
             uapi::IOC_REMOVE => {
-                let id: DeviceId = user_slice(arg as usize, core::mem::size_of::<DeviceId>())
+                let id: DeviceId = user_slice(arg, core::mem::size_of::<DeviceId>())
                     .reader()
                     .read()?;
                 if id.reserved != 0 {
@@ -374,8 +374,7 @@ impl FileOps for ControlFile {
             }
             uapi::IOC_LIST => s.list(arg),
             uapi::IOC_WAIT => {
-                let (mut r, mut w) =
-                    user_slice(arg as usize, core::mem::size_of::<Wait>()).reader_writer();
+                let (mut r, mut w) = user_slice(arg, core::mem::size_of::<Wait>()).reader_writer();
                 let mut wait: Wait = r.read()?;
                 let o = s.owned()?;
                 wait.tail = o.device.wait_submissions(&o.regions, wait.seen)?;

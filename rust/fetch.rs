@@ -109,6 +109,28 @@ impl Deferred {
 }
 
 impl State {
+    /// The first block after `after` (from the start if `None`) whose fetch matches `pred`.
+    /// A walk that changes the tree between steps resumes here in O(log n), not from the
+    /// tree's first node.
+    pub(crate) fn next_fetch(
+        &mut self,
+        after: Option<u64>,
+        pred: impl Fn(&Fetch) -> bool,
+    ) -> Option<u64> {
+        let start = match after {
+            None => 0,
+            Some(b) => b.checked_add(1)?,
+        };
+        let mut cur = self.fetches.lower_bound_mut(&start)?;
+        loop {
+            let (&b, f) = cur.current();
+            if pred(f) {
+                return Some(b);
+            }
+            cur = cur.move_next()?;
+        }
+    }
+
     pub(crate) fn free_slot(&self) -> Option<u32> {
         self.slots
             .iter()

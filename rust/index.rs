@@ -34,7 +34,7 @@ fn le32(b: &[u8], off: usize) -> u32 {
 }
 
 fn le64(b: &[u8], off: usize) -> u64 {
-    (le32(b, off) as u64) | ((le32(b, off + 4) as u64) << 32)
+    u64::from(le32(b, off)) | (u64::from(le32(b, off + 4)) << 32)
 }
 
 macro_rules! reject {

@@ -374,12 +374,9 @@ impl Device {
     fn end_joins(&self, st: &mut State, before: u64, d: &mut Deferred) {
         let mut last = None;
         loop {
-            let next = st
-                .fetches
-                .iter()
-                .find(|(&b, f)| last.map_or(true, |l| b > l) && matches!(f.phase, Phase::Joined))
-                .map(|(&b, _)| b);
-            let Some(b) = next else { return };
+            let Some(b) = st.next_fetch(last, |f| matches!(f.phase, Phase::Joined)) else {
+                return;
+            };
             last = Some(b);
             if st.needed_since(b, before) {
                 if let Err(e) = self.own_fetch(st, b) {
@@ -393,14 +390,10 @@ impl Device {
     pub(crate) fn forget_unneeded(&self, st: &mut State, d: &mut Deferred) {
         let mut last = None;
         loop {
-            let next = st
-                .fetches
-                .iter()
-                .find(|(&b, f)| {
-                    last.map_or(true, |l| b > l) && !matches!(f.phase, Phase::Submitted { .. })
-                })
-                .map(|(&b, _)| b);
-            let Some(b) = next else { return };
+            let Some(b) = st.next_fetch(last, |f| !matches!(f.phase, Phase::Submitted { .. }))
+            else {
+                return;
+            };
             last = Some(b);
             self.forget_if_unneeded(st, b, d);
         }

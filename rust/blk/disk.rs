@@ -38,7 +38,7 @@ pub(crate) struct DiskParams {
 /// queue's `queuedata` came from `T::QueueData::into_foreign` and is reclaimed in `drop`.
 pub(crate) struct Disk<T: Operations> {
     gendisk: NonNull<bindings::gendisk>,
-    queuedata: *const kernel::ffi::c_void,
+    queuedata: *mut kernel::ffi::c_void,
     tag_set: KBox<Opaque<bindings::blk_mq_tag_set>>,
     _t: PhantomData<T>,
 }
@@ -126,14 +126,14 @@ impl<T: Operations> Disk<T> {
         lim.max_hw_sectors = p.max_hw_sectors;
         lim.io_opt = p.io_opt;
 
-        let queuedata = data.into_foreign();
+        let queuedata = crate::sys::compat::into_foreign(data);
         let data_guard = ScopeGuard::new_with_data(queuedata, |queuedata| {
             // SAFETY: from into_foreign above, not yet reclaimed.
             drop(unsafe { T::QueueData::from_foreign(queuedata) })
         });
         // SAFETY: valid tag set and limits; the lock class key is static.
         let gendisk = from_err_ptr(unsafe {
-            bindings::__blk_mq_alloc_disk(set, &mut lim, queuedata as *mut _, DISK_LOCK_KEY.0.get())
+            bindings::__blk_mq_alloc_disk(set, &mut lim, queuedata, DISK_LOCK_KEY.0.get())
         })?;
         // An ERR_PTR was turned into an error above; NULL is not expected but not trusted.
         let gendisk = NonNull::new(gendisk).ok_or(ENOMEM)?;
@@ -180,7 +180,7 @@ impl<T: Operations> Drop for Disk<T> {
             bindings::del_gendisk(self.gendisk.as_ptr());
             bindings::put_disk(self.gendisk.as_ptr());
             bindings::blk_mq_free_tag_set(self.tag_set.get());
-            drop(T::QueueData::from_foreign(self.queuedata as _));
+            drop(T::QueueData::from_foreign(self.queuedata));
         }
     }
 }
@@ -197,7 +197,7 @@ impl Write for NameWriter<'_> {
             if self.pos + 1 >= self.buf.len() {
                 return Err(fmt::Error);
             }
-            self.buf[self.pos] = b as _;
+            self.buf[self.pos] = b;
             self.pos += 1;
         }
         self.buf[self.pos] = 0;
@@ -222,7 +222,7 @@ unsafe extern "C" fn queue_rq_callback<T: Operations>(
     let rq = unsafe { Request::from_raw(rq) };
     // SAFETY: queuedata came from `T::QueueData::into_foreign` and lives until del_gendisk
     // has drained every request.
-    let data = unsafe { T::QueueData::borrow(rq.queuedata() as _) };
+    let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
     let _noio = NoIo::begin();
     match T::queue_rq(data, rq) {
         Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
@@ -242,7 +242,7 @@ unsafe extern "C" fn timeout_callback<T: Operations>(
     // SAFETY: the request of this timeout call; the handle lives only during the call.
     let timed_out = unsafe { TimedOut::new(rq) };
     // SAFETY: as in queue_rq_callback: a started request's queue data is alive.
-    let data = unsafe { T::QueueData::borrow(timed_out.queuedata() as _) };
+    let data = unsafe { T::QueueData::borrow(timed_out.queuedata()) };
     let _noio = NoIo::begin();
     match T::timeout(data, &timed_out) {
         TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,

@@ -120,7 +120,7 @@ impl Request {
     }
 
     /// `request_queue.queuedata` of the request's queue.
-    pub(super) fn queuedata(&self) -> *const kernel::ffi::c_void {
+    pub(super) fn queuedata(&self) -> *mut kernel::ffi::c_void {
         // SAFETY: a live request points to its live queue.
         unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }
@@ -173,7 +173,7 @@ impl TimedOut<'_> {
         unsafe { (*self.rq.as_ptr()).timeout = t };
     }
 
-    pub(super) fn queuedata(&self) -> *const kernel::ffi::c_void {
+    pub(super) fn queuedata(&self) -> *mut kernel::ffi::c_void {
         // SAFETY: a live request points to its live queue.
         unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }

@@ -6,7 +6,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use kernel::bindings;
-use kernel::ffi::c_ulong;
+use kernel::ffi::{c_int, c_ulong};
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::ForeignOwnable;
@@ -51,8 +51,8 @@ impl<T: Shrink> Shrinker<T> {
             let p = s.as_ptr();
             (*p).count_objects = Some(count_callback::<T>);
             (*p).scan_objects = Some(scan_callback::<T>);
-            (*p).seeks = bindings::DEFAULT_SEEKS as _;
-            (*p).private_data = target.into_foreign() as *mut _;
+            (*p).seeks = bindings::DEFAULT_SEEKS as c_int;
+            (*p).private_data = crate::sys::compat::into_foreign(target);
             bindings::shrinker_register(p);
         }
         // INVARIANT: registered above with `private_data` from into_foreign.

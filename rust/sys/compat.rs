@@ -9,6 +9,7 @@
 //! - `httpblk_sysfs_const`: sysfs callbacks and attribute lists sit in unions (7.x).
 //! - `httpblk_module_authors`: `module!` takes `authors`, not `author` (elsewhere: `httpblk_main.rs`).
 //! - `httpblk_core_cstr`: `kernel::str::CStr` is `core::ffi::CStr` (7.x).
+//! - `httpblk_foreign_mut`: `ForeignOwnable` pointers are `*mut` (7.x; `*const` before).
 //! - `httpblk_kernel_7`: the 7 series.
 
 #[cfg(httpblk_transmute)]
@@ -65,8 +66,21 @@ pub(crate) fn cstr_bytes(s: &kernel::str::CStr) -> &[u8] {
 
 /// `s` as a C string pointer, in constant contexts too.
 pub(crate) const fn cstr_ptr(s: &kernel::str::CStr) -> *const kernel::ffi::c_char {
+    // `CStrExt::as_char_ptr`, which the lint asks for, is not `const`; the cast gives the
+    // kernel's (unsigned) `c_char` that it would.
     #[cfg(httpblk_core_cstr)]
+    #[allow(clippy::disallowed_methods)]
     return s.as_ptr().cast();
     #[cfg(not(httpblk_core_cstr))]
     return s.as_char_ptr();
+}
+
+/// `t` as a pointer for C to keep, `*mut` on every kernel (6.12's `ForeignOwnable` gives
+/// `*const`, 7.x's `*mut`). Taking it back needs no such help: `from_foreign` and `borrow`
+/// take `*const` on 6.12, to which `*mut` coerces.
+pub(crate) fn into_foreign<T: kernel::types::ForeignOwnable>(t: T) -> *mut kernel::ffi::c_void {
+    #[cfg(httpblk_foreign_mut)]
+    return t.into_foreign();
+    #[cfg(not(httpblk_foreign_mut))]
+    return t.into_foreign().cast_mut();
 }

@@ -14,7 +14,7 @@ use crate::sys::helpers;
 /// Whether the calling task has `CAP_SYS_ADMIN`.
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: FFI call without preconditions.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as _) }
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
 }
 
 /// A VMA handed to `FileOps::mmap`.
@@ -89,7 +89,7 @@ impl<T: FileOps> FopsTable<T> {
 /// # Invariants
 /// Registered with `httpblk_misc_register` and context `ctx` from `T::Context::into_foreign`.
 pub(crate) struct Registration<T: FileOps> {
-    ctx: *const c_void,
+    ctx: *mut c_void,
     _t: PhantomData<T>,
 }
 
@@ -104,10 +104,10 @@ impl<T: FileOps> Registration<T> {
     /// # Errors
     /// The errno of `misc_register`.
     pub(crate) fn new(ctx: T::Context) -> Result<Self> {
-        let ctx = ctx.into_foreign();
+        let ctx = super::compat::into_foreign(ctx);
         // SAFETY: FOPS is 'static; `ctx` stays valid until deregistration.
         let r = kernel::error::to_result(unsafe {
-            helpers::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx as *mut _)
+            helpers::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx)
         });
         if let Err(e) = r {
             // SAFETY: from into_foreign above; the device never became visible.
@@ -128,7 +128,7 @@ impl<T: FileOps> Drop for Registration<T> {
         // pin the module, so none exists while the module unloads.
         unsafe {
             helpers::httpblk_misc_deregister();
-            drop(T::Context::from_foreign(self.ctx as _));
+            drop(T::Context::from_foreign(self.ctx));
         }
     }
 }
@@ -152,7 +152,7 @@ unsafe extern "C" fn open_callback<T: FileOps>(
     match T::open(ctx) {
         Ok(state) => {
             // SAFETY: the file is ours until release.
-            unsafe { (*file).private_data = state.into_foreign() as *mut c_void };
+            unsafe { (*file).private_data = super::compat::into_foreign(state) };
             0
         }
         Err(e) => e.to_errno(),

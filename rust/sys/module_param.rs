@@ -62,9 +62,10 @@ impl<T: Send + Sync + 'static> Published<T> {
 
     /// Makes `t` what hooks act on (replacing nothing: called once, at module init).
     pub(crate) fn publish(&self, t: kernel::sync::Arc<T>) {
-        use kernel::types::ForeignOwnable;
         let _lock = ParamLock::take();
-        let old = self.ptr.swap(t.into_foreign() as *mut _, Ordering::AcqRel);
+        let old = self
+            .ptr
+            .swap(super::compat::into_foreign(t), Ordering::AcqRel);
         Self::release(old);
     }
 

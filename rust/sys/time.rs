@@ -28,5 +28,5 @@ pub(crate) fn ms_to_jiffies(ms: u32) -> u64 {
 /// Jiffies to milliseconds.
 pub(crate) fn jiffies_to_ms(j: u64) -> u64 {
     // SAFETY: FFI call without preconditions.
-    u64::from(unsafe { super::helpers::httpblk_jiffies_to_msecs(j as _) })
+    u64::from(unsafe { super::helpers::httpblk_jiffies_to_msecs(j as kernel::ffi::c_ulong) })
 }

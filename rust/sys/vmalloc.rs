@@ -34,7 +34,7 @@ impl SharedRegion {
     /// `ENOMEM` when the allocation fails.
     pub(crate) fn new(len: usize) -> Result<Self> {
         // SAFETY: FFI call without preconditions.
-        let p = unsafe { helpers::httpblk_vmalloc_user(len as _) };
+        let p = unsafe { helpers::httpblk_vmalloc_user(len as kernel::ffi::c_ulong) };
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(ENOMEM)?;
         // INVARIANT: `ptr` came from vmalloc_user(len).
         Ok(Self { ptr, len })

@@ -11,6 +11,7 @@
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 use kernel::types::ForeignOwnable;
@@ -45,7 +46,7 @@ impl<T: Ticked> Tick<T> {
     /// # Errors
     /// `ENOMEM`.
     pub(crate) fn start(target: Arc<T>) -> Result<Self> {
-        let p = target.into_foreign() as *mut kernel::ffi::c_void;
+        let p = super::compat::into_foreign(target);
         TARGET.store(p, Ordering::Release);
         // SAFETY: `callback::<T>` reads `TARGET`, set above to an `Arc<T>`.
         let r = unsafe { helpers::httpblk_tick_setup(Some(callback::<T>)) };
@@ -64,7 +65,7 @@ impl<T: Ticked> Tick<T> {
 pub(crate) fn ensure() {
     if !TARGET.load(Ordering::Acquire).is_null() {
         // SAFETY: the tick is set up while `TARGET` is set (`Tick` invariant).
-        unsafe { helpers::httpblk_tick_arm(period() as _) };
+        unsafe { helpers::httpblk_tick_arm(period() as c_ulong) };
     }
 }
 
@@ -92,6 +93,6 @@ unsafe extern "C" fn callback<T: Ticked>() {
     let _noio = NoIo::begin();
     if target.tick() {
         // SAFETY: the tick is set up (we run in it).
-        unsafe { helpers::httpblk_tick_arm(period() as _) };
+        unsafe { helpers::httpblk_tick_arm(period() as c_ulong) };
     }
 }
