@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-//! In-kernel block decompression: lzo, lz4 and zstd through the crypto API's `crypto_comp`,
-//! zlib through lib/zlib_inflate (crypto "deflate" is raw deflate with a 2 KiB window and
-//! cannot read zlib streams).
+//! In-kernel block decompression: lzo, lz4 and zstd through lib/'s decoders (what the crypto
+//! API's compressors of the same names call; 7.x has no `crypto_comp` any more), zlib through
+//! lib/zlib_inflate (crypto "deflate" is raw deflate with a 2 KiB window and cannot read zlib
+//! streams).
 //!
 //! `Decompressor` wraps one transform (or one zlib stream with its workspace) and frees it in
 //! `Drop`. `Pool` keeps a few of each codec (one per CPU, at most `MAX_WIDTH`), made on first
@@ -14,9 +15,9 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::{c_str, new_mutex};
 
 use crate::sys::helpers::{self, errno};
 use crate::uapi::{CODEC_LZ4, CODEC_LZO, CODEC_ZLIB, CODEC_ZSTD};
@@ -30,10 +31,10 @@ const MAX_WIDTH: usize = 8;
 /// One ready decompressor.
 ///
 /// # Invariants
-/// The pointer is live, from `httpblk_comp_alloc` (`Comp`) or `httpblk_zlib_alloc` (`Zlib`),
+/// The pointer is live, from `httpblk_dec_alloc` (`Lib`) or `httpblk_zlib_alloc` (`Zlib`),
 /// and is freed only in `drop`.
 enum Decompressor {
-    Comp(NonNull<helpers::CryptoComp>),
+    Lib(NonNull<helpers::Dec>),
     Zlib(NonNull<kernel::ffi::c_void>),
 }
 
@@ -44,12 +45,12 @@ impl Decompressor {
     /// Makes a decompressor for `codec`. Sleeps.
     ///
     /// # Errors
-    /// `EINVAL` for an unknown codec; `ENOMEM` or the crypto API's error otherwise.
+    /// `EINVAL` for an unknown codec; `ENOMEM` otherwise.
     fn new(codec: u8) -> Result<Self> {
-        let name = match codec {
-            CODEC_LZO => c_str!("lzo"),
-            CODEC_LZ4 => c_str!("lz4"),
-            CODEC_ZSTD => c_str!("zstd"),
+        let lib = match codec {
+            CODEC_LZO => helpers::DEC_LZO,
+            CODEC_LZ4 => helpers::DEC_LZ4,
+            CODEC_ZSTD => helpers::DEC_ZSTD,
             CODEC_ZLIB => {
                 // SAFETY: FFI call without preconditions; returns NULL on failure.
                 let s = unsafe { helpers::httpblk_zlib_alloc() };
@@ -58,12 +59,10 @@ impl Decompressor {
             }
             _ => return Err(EINVAL),
         };
-        // SAFETY: `name` is a NUL-terminated string; returns a transform or an ERR_PTR.
-        let tfm = kernel::error::from_err_ptr(unsafe {
-            helpers::httpblk_comp_alloc(name.as_char_ptr())
-        })?;
+        // SAFETY: FFI call without preconditions; returns a decoder or an ERR_PTR.
+        let d = kernel::error::from_err_ptr(unsafe { helpers::httpblk_dec_alloc(lib) })?;
         // INVARIANT: allocated above.
-        Ok(Decompressor::Comp(NonNull::new(tfm).ok_or(ENOMEM)?))
+        Ok(Decompressor::Lib(NonNull::new(d).ok_or(ENOMEM)?))
     }
 
     /// Decompresses `src` into `dst`; returns the length written.
@@ -73,11 +72,11 @@ impl Decompressor {
     fn run(&mut self, src: &[u8], dst: &mut [u8]) -> Result<usize> {
         let mut dlen = dst.len() as u32;
         let r = match self {
-            // SAFETY: live transform (invariant); `src` and `dst` are valid for their lengths
+            // SAFETY: Live decoder (invariant); `src` and `dst` are valid for their lengths
             // and `dlen` tells the codec how much of `dst` it may write.
-            Decompressor::Comp(tfm) => unsafe {
-                helpers::crypto_comp_decompress(
-                    tfm.as_ptr(),
+            Decompressor::Lib(d) => unsafe {
+                helpers::httpblk_dec_run(
+                    d.as_ptr(),
                     src.as_ptr(),
                     src.len() as u32,
                     dst.as_mut_ptr(),
@@ -105,7 +104,7 @@ impl Drop for Decompressor {
     fn drop(&mut self) {
         match self {
             // SAFETY: by the invariant, freed once, here.
-            Decompressor::Comp(tfm) => unsafe { helpers::httpblk_comp_free(tfm.as_ptr()) },
+            Decompressor::Lib(d) => unsafe { helpers::httpblk_dec_free(d.as_ptr()) },
             // SAFETY: as above.
             Decompressor::Zlib(s) => unsafe { helpers::httpblk_zlib_free(s.as_ptr()) },
         }

@@ -6,6 +6,8 @@
 #include <crypto/hash.h>
 #include <linux/crypto.h>
 #include <linux/highmem.h>
+#include <linux/lz4.h>
+#include <linux/lzo.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
@@ -13,6 +15,7 @@
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 #include <linux/zlib.h>
+#include <linux/zstd.h>
 
 #include "helpers.h"
 
@@ -171,15 +174,72 @@ void httpblk_md5_free(struct crypto_shash *tfm)
 	crypto_free_shash(tfm);
 }
 
-/* crypto_alloc_comp() and crypto_free_comp() are static inlines. */
-struct crypto_comp *httpblk_comp_alloc(const char *name)
+/*
+ * lzo, lz4 and zstd straight from lib/ (what the crypto API's "lzo", "lz4" and "zstd"
+ * compressors call): 7.x removed crypto_comp, and these calls are the same on every kernel.
+ * One decoder decodes one whole block per call; zstd's keeps its context in a workspace.
+ */
+struct httpblk_dec {
+	int codec;
+	void *workspace;
+	zstd_dctx *dctx;
+};
+
+struct httpblk_dec *httpblk_dec_alloc(int codec)
 {
-	return crypto_alloc_comp(name, 0, 0);
+	struct httpblk_dec *d;
+	size_t size;
+
+	if (codec != HTTPBLK_DEC_LZO && codec != HTTPBLK_DEC_LZ4 && codec != HTTPBLK_DEC_ZSTD)
+		return ERR_PTR(-EINVAL);
+	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	if (!d)
+		return ERR_PTR(-ENOMEM);
+	d->codec = codec;
+	if (codec == HTTPBLK_DEC_ZSTD) {
+		size = zstd_dctx_workspace_bound();
+		d->workspace = kvmalloc(size, GFP_KERNEL);
+		d->dctx = d->workspace ? zstd_init_dctx(d->workspace, size) : NULL;
+		if (!d->dctx) {
+			kvfree(d->workspace);
+			kfree(d);
+			return ERR_PTR(-ENOMEM);
+		}
+	}
+	return d;
 }
 
-void httpblk_comp_free(struct crypto_comp *tfm)
+int httpblk_dec_run(struct httpblk_dec *d, const u8 *src, unsigned int slen, u8 *dst,
+		    unsigned int *dlen)
 {
-	crypto_free_comp(tfm);
+	size_t out = *dlen;
+	int n;
+
+	switch (d->codec) {
+	case HTTPBLK_DEC_LZO:
+		if (lzo1x_decompress_safe(src, slen, dst, &out) != LZO_E_OK)
+			return -EINVAL;
+		break;
+	case HTTPBLK_DEC_LZ4:
+		n = LZ4_decompress_safe(src, dst, slen, *dlen);
+		if (n < 0)
+			return -EINVAL;
+		out = n;
+		break;
+	default:
+		out = zstd_decompress_dctx(d->dctx, dst, *dlen, src, slen);
+		if (zstd_is_error(out))
+			return -EINVAL;
+		break;
+	}
+	*dlen = min_t(size_t, out, *dlen);
+	return 0;
+}
+
+void httpblk_dec_free(struct httpblk_dec *d)
+{
+	kvfree(d->workspace);
+	kfree(d);
 }
 
 /*

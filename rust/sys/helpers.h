@@ -11,7 +11,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 
-struct crypto_comp;
+struct httpblk_dec;
 struct crypto_shash;
 struct z_stream_s;
 
@@ -36,8 +36,14 @@ struct crypto_shash *httpblk_md5_alloc(void);
 int httpblk_md5_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out);
 void httpblk_md5_free(struct crypto_shash *tfm);
 
-struct crypto_comp *httpblk_comp_alloc(const char *name);
-void httpblk_comp_free(struct crypto_comp *tfm);
+/* Codecs of httpblk_dec_alloc(); the same numbers in helpers.rs. */
+#define HTTPBLK_DEC_LZO 0
+#define HTTPBLK_DEC_LZ4 1
+#define HTTPBLK_DEC_ZSTD 2
+struct httpblk_dec *httpblk_dec_alloc(int codec);
+int httpblk_dec_run(struct httpblk_dec *d, const u8 *src, unsigned int slen, u8 *dst,
+		    unsigned int *dlen);
+void httpblk_dec_free(struct httpblk_dec *d);
 struct z_stream_s *httpblk_zlib_alloc(void);
 int httpblk_zlib_inflate(struct z_stream_s *s, const u8 *src, unsigned int slen, u8 *dst,
 			 unsigned int *dlen);

@@ -26,11 +26,16 @@ pub(crate) fn nr_cpu_ids() -> u32 {
     return 1;
 }
 
-/// `struct crypto_comp`, opaque to Rust.
+/// `struct httpblk_dec` (helpers.c), opaque to Rust.
 #[repr(C)]
-pub(crate) struct CryptoComp {
+pub(crate) struct Dec {
     _opaque: [u8; 0],
 }
+
+/// Codecs of `httpblk_dec_alloc`, as `HTTPBLK_DEC_*` in helpers.h.
+pub(crate) const DEC_LZO: c_int = 0;
+pub(crate) const DEC_LZ4: c_int = 1;
+pub(crate) const DEC_ZSTD: c_int = 2;
 
 /// `struct crypto_shash`, opaque to Rust.
 #[repr(C)]
@@ -47,15 +52,6 @@ extern "C" {
         vma: *mut bindings::vm_area_struct,
         addr: *mut c_void,
         pgoff: c_ulong,
-    ) -> c_int;
-
-    // crypto/compress.c
-    pub(crate) fn crypto_comp_decompress(
-        tfm: *mut CryptoComp,
-        src: *const u8,
-        slen: c_uint,
-        dst: *mut u8,
-        dlen: *mut c_uint,
     ) -> c_int;
 
     // lib/crypto/sha256.c
@@ -96,8 +92,15 @@ extern "C" {
         out: *mut u8,
     ) -> c_int;
     pub(crate) fn httpblk_md5_free(tfm: *mut CryptoShash);
-    pub(crate) fn httpblk_comp_alloc(name: *const kernel::ffi::c_char) -> *mut CryptoComp;
-    pub(crate) fn httpblk_comp_free(tfm: *mut CryptoComp);
+    pub(crate) fn httpblk_dec_alloc(codec: c_int) -> *mut Dec;
+    pub(crate) fn httpblk_dec_run(
+        d: *mut Dec,
+        src: *const u8,
+        slen: c_uint,
+        dst: *mut u8,
+        dlen: *mut c_uint,
+    ) -> c_int;
+    pub(crate) fn httpblk_dec_free(d: *mut Dec);
     pub(crate) fn httpblk_zlib_alloc() -> *mut c_void;
     pub(crate) fn httpblk_zlib_inflate(
         s: *mut c_void,
