@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! One attached image: its index, its fetch ring with the helper, its state, and its
 //! lifecycle. The read path is in `read`, fetches and their slots in `fetch`, the ring
-//! protocol in `ring`, block checks in `verify`, figures in `stats`.
+//! protocol in `ring`, block checks in `verify`, figures in `stats` and their sysfs files in
+//! `attrs`.
 //!
 //! Nothing waits for the network in a thread of its own: a read that misses is kept in the
 //! device's state and ended from whatever ends its last missing block (a completion from the
@@ -23,7 +24,7 @@ use kernel::{new_condvar, new_mutex};
 
 use crate::blk::{self, Request, TimedOut, TimeoutAction};
 use crate::cache::{Cache, Key};
-use crate::fetch::{Deferred, State};
+use crate::fetch::{Deferred, Joiner, State};
 use crate::index::Index;
 use crate::pending::Pending;
 use crate::ring::{Regions, RingState};
@@ -37,7 +38,7 @@ use crate::uapi::{self, KernelHeader};
 pub(crate) struct Shared {
     pub(crate) cache: Arc<Cache>,
     /// Blocks being fetched by any device.
-    pub(crate) pending: Arc<Pending>,
+    pub(crate) pending: Arc<Pending<Joiner>>,
     pub(crate) codecs: decompress::Pool,
 }
 

@@ -25,7 +25,6 @@ use kernel::sync::{Arc, ArcBorrow};
 use crate::blk::Request;
 use crate::cache::{Block, Key};
 use crate::device::Device;
-use crate::pending::Joiner;
 use crate::ring::RingState;
 use crate::sys::compat::TreeCursor;
 use crate::sys::time;
@@ -88,6 +87,12 @@ pub(crate) struct State {
     pub(crate) next_ticket: u64,
     pub(crate) waiting: RBTree<WaitKey, Waiting>,
     pub(crate) ring: RingState,
+}
+
+/// A device waiting, in the pending table, for another fetch of the content of its `block`.
+pub(crate) struct Joiner {
+    pub(crate) device: Arc<Device>,
+    pub(crate) block: u64,
 }
 
 /// Work collected under the state lock, done by `Device::flush` after it is dropped. Filled

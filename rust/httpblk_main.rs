@@ -8,6 +8,7 @@
 // `try_pin_init!` of `Device`, a struct with many fields, nests deeply.
 #![recursion_limit = "256"]
 
+mod attrs;
 mod blk;
 mod cache;
 mod control;

@@ -20,21 +20,16 @@ use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::{Arc, Mutex};
 
 use crate::cache::Key;
-use crate::device::Device;
 
-/// A device waiting for a claimed key, and which of its blocks has that content.
-pub(crate) struct Joiner {
-    pub(crate) device: Arc<Device>,
-    pub(crate) block: u64,
-}
-
+/// The claims, each with the joiners `J` to tell when it ends (the table does not look at
+/// them: `fetch` says what a joiner is).
 #[pin_data]
-pub(crate) struct Pending {
+pub(crate) struct Pending<J> {
     #[pin]
-    claims: Mutex<RBTree<Key, KVec<Joiner>>>,
+    claims: Mutex<RBTree<Key, KVec<J>>>,
 }
 
-impl Pending {
+impl<J> Pending<J> {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Pending { claims <- new_mutex!(RBTree::new(), "httpblk:pending") }),
@@ -60,7 +55,7 @@ impl Pending {
     /// Ends the claim on `k` and returns its joiners, for the caller to tell once it holds no
     /// lock. Only the claim's holder calls this.
     #[must_use = "joiners must be told"]
-    pub(crate) fn release(&self, k: &Key) -> KVec<Joiner> {
+    pub(crate) fn release(&self, k: &Key) -> KVec<J> {
         let node = self.claims.lock().remove_node(k);
         // The node is freed outside the lock.
         node.map(|n| n.to_key_value().1).unwrap_or_default()
@@ -76,7 +71,7 @@ impl Pending {
     ///
     /// # Errors
     /// `ENOMEM`.
-    pub(crate) fn join(&self, k: &Key, joiner: Joiner) -> Result<bool> {
+    pub(crate) fn join(&self, k: &Key, joiner: J) -> Result<bool> {
         let mut g = self.claims.lock();
         match g.get_mut(k) {
             None => Ok(false),
