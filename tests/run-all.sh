@@ -5,11 +5,8 @@
 # each tree's tools, runs the VM suite on each kernel in VM_KERNELS, then boots a Debian
 # system from an image over HTTP on BOOT_KERNEL (tests/boot/). Prints the time of each phase
 # and each kernel's results apart. Exit status 0 only if everything passed.
-#
-# VM_KERNELS and BOOT_KERNEL are 6.12 alone for now: the VM suite has not yet run whole on
-# the 7.2 test kernel (the five tests run so far passed), so CI does not gate on it yet.
-# `HTTPBLK_KERNEL=7.2 bash tests/vm/run.sh` runs it there; HTTPBLK_VM_KERNELS="7.2 6.12"
-# and HTTPBLK_BOOT_KERNEL=7.2 run it here.
+#   HTTPBLK_VM_KERNELS="7.2 6.12" (default)  the kernels the VM suite runs on, in order
+#   HTTPBLK_BOOT_KERNEL=7.2 (default)        the kernel the boot test runs on
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -56,8 +53,8 @@ done
 bash tests/kernel/check-kdir-test.sh "$(HTTPBLK_KERNEL=7.2 bash tests/kernel/build.sh | tail -1)" /usr/bin/rustc
 phase "module rustfmt, clippy and KDIR checks (${KERNELS[*]})"
 
-VM_KERNELS=(${HTTPBLK_VM_KERNELS:-6.12})
-BOOT_KERNEL=${HTTPBLK_BOOT_KERNEL:-6.12}
+VM_KERNELS=(${HTTPBLK_VM_KERNELS:-7.2 6.12})
+BOOT_KERNEL=${HTTPBLK_BOOT_KERNEL:-7.2}
 declare -A vm_rc
 summary=()
 for k in "${VM_KERNELS[@]}"; do

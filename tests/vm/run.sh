@@ -37,7 +37,11 @@ ENV
 
 accel=$("$here/accel.sh" "$kdir")
 echo "vm: booting ($accel), logs in $out"
+# The guest's root is the host's, over 9p, read-only: cache it in the guest (virtme-ng mounts
+# it uncached), since every command a test runs is loaded from it. Nothing on it changes
+# while the guest runs; what the guest writes goes to its --rwdir, mounted apart.
 timeout $((3000 * ${HTTPBLK_REPEAT:-1})) vng --run "$kdir/arch/x86/boot/bzImage" $accel --memory 3G --cpus 2 \
+    --append "$(bash "$here/../lib/rootflags.sh")" \
     --rwdir "$out" --exec "bash -c '. $out/env; bash $here/guest.sh'" >"$out/console.log" 2>&1 || true
 
 if [ ! -f "$out/finished" ]; then
