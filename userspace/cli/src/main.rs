@@ -1,5 +1,7 @@
 //! `httpblk`: make, serve, check and read httpblk images, and attach them as block devices.
 
+#[macro_use]
+mod out;
 mod cmd;
 mod progress;
 
@@ -98,6 +100,8 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // `| head`: ended quietly, as coreutils end.
+        Err(e) if out::is_pipe_closed(&e) => out::die_of_sigpipe(),
         Err(e) => {
             eprintln!("httpblk: {}", report(&e));
             std::process::exit(1);

@@ -56,6 +56,21 @@ pub enum Error {
 
     #[error("invalid argument: {0}")]
     Invalid(String),
+
+    /// A task stopped because the command is ending (its runtime shut down): nobody waits
+    /// for its result.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The result of a spawned task: a panic in it goes on unwinding in the caller (a bug, not
+/// an error to report), a task cancelled at shutdown is `Error::Cancelled`.
+pub fn joined<T>(r: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::Cancelled),
+    }
 }
 
 impl Error {

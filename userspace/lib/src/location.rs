@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::digest::sha256_hex;
-use crate::error::IoContext;
+use crate::error::{joined, IoContext};
 use crate::http::image_url::is_url;
 use crate::http::Options;
 use crate::index::Index;
@@ -238,9 +238,8 @@ impl Store {
             Store::Dir(d) => {
                 let path = d.join(rel);
                 let max = buf.len();
-                let data = tokio::task::spawn_blocking(move || read_bounded(&path, max))
-                    .await
-                    .expect("read task panicked")?;
+                let data =
+                    joined(tokio::task::spawn_blocking(move || read_bounded(&path, max)).await)??;
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
             }

@@ -9,6 +9,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::block;
 use crate::digest::BlockDigest;
+use crate::error::joined;
 use crate::http::Options;
 use crate::index::Index;
 use crate::location::{Location, Store};
@@ -187,7 +188,7 @@ impl Reader {
             .buffered(jobs.max(1));
         let mut done = 0u64;
         while let Some(b) = blocks.next().await {
-            let b = b.expect("block task panicked")?;
+            let b = joined(b)??;
             out.write_all(&b).map_err(|e| Error::Io {
                 path: "output".into(),
                 source: e,
@@ -230,7 +231,9 @@ impl Reader {
                 })
             })
             .buffer_unordered(jobs.max(1))
-            .filter_map(|p| async move { p.expect("verify task panicked") })
+            // Only a panic (resumed) or a shutdown (nothing left to report to) ends a task
+            // without its answer.
+            .filter_map(|p| async move { joined(p).ok().flatten() })
             .collect()
             .await;
         problems.sort_by_key(|p| p.blocks[0]);

@@ -167,7 +167,8 @@ pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
         tracing::info!("{dev}: recovered");
     }
     tracing::info!("{dev}: {} bytes from {url}", st.image_size);
-    println!("{dev}");
+    // The device is attached: a reader that went away does not stop its helper.
+    let _ = outln!("{dev}");
     if let Source::Mirrors(m) = &helper.source {
         let _guard = rt.enter();
         tokio::spawn(report_mirrors(dev_id, Arc::downgrade(m)));
@@ -226,7 +227,7 @@ pub fn run_in_background(args: Vec<String>) -> Result<i32> {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         bail!("attach failed ({status}):\n{}", log.trim_end());
     }
-    println!("{}", line.trim());
+    outln!("{}", line.trim())?;
     Ok(0)
 }
 

@@ -8,7 +8,7 @@ use httpblk_core::location::Location;
 use httpblk_core::reader::Reader;
 
 use super::http_args::HttpArgs;
-use crate::progress;
+use crate::{out, progress};
 
 /// Small blocks are gathered into writes of this size; blocks this large or larger go out
 /// directly, not copied through the buffer.
@@ -103,9 +103,10 @@ pub fn run(a: Args) -> Result<i32> {
         match &a.output {
             Some(p) => {
                 let (output, file) = Output::create(p)?;
-                let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, file);
+                // A FIFO's reader may go away too.
+                let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, out::Guarded(file));
                 reader.cat(&mut out, jobs, &|n| pb.set_position(n)).await?;
-                let file = out.into_inner().map_err(|e| e.into_error())?;
+                let file = out.into_inner().map_err(|e| e.into_error())?.0;
                 if output.temp.is_some() {
                     file.sync_all()
                         .with_context(|| format!("sync {}", p.display()))?;
@@ -114,8 +115,7 @@ pub fn run(a: Args) -> Result<i32> {
                 output.finish()?;
             }
             None => {
-                let mut out =
-                    std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+                let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, out::stdout());
                 reader.cat(&mut out, jobs, &|n| pb.set_position(n)).await?;
                 out.flush()?;
             }

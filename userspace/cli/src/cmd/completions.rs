@@ -1,5 +1,7 @@
 //! `httpblk completions SHELL`: a completion script, generated from the clap definitions.
 
+use std::io::Write;
+
 use anyhow::Result;
 use clap_complete::Shell;
 
@@ -10,6 +12,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args, mut cmd: clap::Command) -> Result<i32> {
-    clap_complete::generate(a.shell, &mut cmd, "httpblk", &mut std::io::stdout());
+    // Generated whole, then written: clap_complete panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "httpblk", &mut script);
+    crate::out::stdout().write_all(&script)?;
     Ok(0)
 }

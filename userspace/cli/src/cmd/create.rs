@@ -49,38 +49,43 @@ pub fn run(a: Args) -> Result<i32> {
     let started = std::time::Instant::now();
     let c = create::create(&a.source, &a.outdir, &opts, &|n| pb.set_position(n))?;
     pb.finish_and_clear();
-    print_report(&c, started.elapsed());
+    print_report(&c, started.elapsed())?;
     Ok(0)
 }
 
-pub fn print_report(c: &Created, took: std::time::Duration) {
+pub fn print_report(c: &Created, took: std::time::Duration) -> std::io::Result<()> {
     let s = &c.stats;
-    println!("index          {}", c.index_path.display());
-    println!("index sha256   {}", c.index_sha256);
-    println!(
+    outln!("index          {}", c.index_path.display())?;
+    outln!("index sha256   {}", c.index_sha256)?;
+    outln!(
         "image size     {} bytes, block size {}",
         c.index.image_size,
         c.index.block_size()
-    );
-    println!(
+    )?;
+    outln!(
         "blocks         {} total, {} unique, {} zero, {} already stored",
-        s.blocks, s.unique, s.zero, s.already_stored
-    );
+        s.blocks,
+        s.unique,
+        s.zero,
+        s.already_stored
+    )?;
     if s.repaired > 0 {
-        println!(
+        outln!(
             "repaired       {} damaged block files in the store",
             s.repaired
-        );
+        )?;
     }
-    println!(
+    outln!(
         "bytes          {} in, {} stored, {} written now",
-        s.bytes_in, s.unique_stored_bytes, s.bytes_written
-    );
-    println!("dedupe ratio   {:.3}", s.dedupe_ratio());
-    println!("compression    {:.3}", s.compression_ratio());
-    println!(
+        s.bytes_in,
+        s.unique_stored_bytes,
+        s.bytes_written
+    )?;
+    outln!("dedupe ratio   {:.3}", s.dedupe_ratio())?;
+    outln!("compression    {:.3}", s.compression_ratio())?;
+    outln!(
         "took           {:.2} s ({:.1} MB/s)",
         took.as_secs_f64(),
         s.bytes_in as f64 / 1e6 / took.as_secs_f64()
-    );
+    )
 }

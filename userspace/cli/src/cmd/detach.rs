@@ -19,6 +19,6 @@ pub fn parse_dev(s: &str) -> Result<u32> {
 pub fn run(a: Args) -> Result<i32> {
     let id = parse_dev(&a.device)?;
     Control::open()?.remove(id)?;
-    println!("/dev/httpblk{id} detached");
+    outln!("/dev/httpblk{id} detached")?;
     Ok(0)
 }

@@ -69,6 +69,6 @@ pub fn run(a: Args) -> Result<i32> {
         &|n| pb.set_position(n),
     )?;
     pb.finish_and_clear();
-    super::create::print_report(&c, started.elapsed());
+    super::create::print_report(&c, started.elapsed())?;
     Ok(0)
 }

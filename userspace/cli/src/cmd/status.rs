@@ -73,15 +73,15 @@ pub fn run(a: Args) -> Result<i32> {
         })
         .collect();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("no devices attached");
+        outln!("no devices attached")?;
     }
     for r in &rows {
         match &r.state {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "{}  {} bytes  block {}  index {}  pid {}  {}",
                 r.device,
                 s.image_size,
@@ -89,8 +89,8 @@ pub fn run(a: Args) -> Result<i32> {
                 &s.index_sha256[..16],
                 s.pid,
                 s.url
-            ),
-            None => println!("{}  (no helper state)", r.device),
+            )?,
+            None => outln!("{}  (no helper state)", r.device)?,
         }
         let k = &r.kernel;
         if k.is_empty() {
@@ -98,24 +98,24 @@ pub fn run(a: Args) -> Result<i32> {
         }
         match k.get("helper").and_then(|v| v.as_str()) {
             Some("attached") | None => {}
-            Some(h) => println!(
+            Some(h) => outln!(
                 "  helper: {h} for {:.1} s, {} reads waiting (recovery timeout {} ms; httpblk recover {})",
                 num(k, "orphaned_ms") as f64 / 1000.0,
                 num(k, "waiting_reads"),
                 num(k, "recovery_timeout_ms"),
                 r.device
-            ),
+            )?,
         }
         let (hits, misses) = (num(k, "cache_hits"), num(k, "cache_misses"));
-        println!(
+        outln!(
             "  reads {} ({:.1} MiB)  cache hits {} misses {} ({:.1}% hit)",
             num(k, "reads"),
             mib(num(k, "read_bytes")),
             hits,
             misses,
             100.0 * hits as f64 / (hits + misses).max(1) as f64
-        );
-        println!(
+        )?;
+        outln!(
             "  fetches {} (readahead {}, joined {})  fetched {:.1} MiB  decompressed {:.1} MiB  latency avg {} us max {} us",
             num(k, "fetches"),
             num(k, "readahead_fetches"),
@@ -124,8 +124,8 @@ pub fn run(a: Args) -> Result<i32> {
             mib(num(k, "decompressed_bytes")),
             num(k, "fetch_latency_avg_us"),
             num(k, "fetch_latency_max_us")
-        );
-        println!(
+        )?;
+        outln!(
             "  errors: verify {}  decompress {}  fetch {}  timeouts {}  protocol {}  io {}",
             num(k, "verify_failures"),
             num(k, "decompress_failures"),
@@ -133,7 +133,7 @@ pub fn run(a: Args) -> Result<i32> {
             num(k, "timeouts"),
             num(k, "protocol_errors"),
             num(k, "io_errors")
-        );
+        )?;
         for m in r
             .mirrors
             .as_ref()
@@ -142,7 +142,7 @@ pub fn run(a: Args) -> Result<i32> {
             .flatten()
         {
             let n = |f: &str| m[f].as_u64().unwrap_or(0);
-            println!(
+            outln!(
                 "  mirror {} at {}: {}  latency {:.1} ms  requests {}  {:.1} MiB  failures {}  rejected {}  hedges won {}",
                 m["mirror"].as_str().unwrap_or("?"),
                 m["address"].as_str().unwrap_or("?"),
@@ -153,17 +153,17 @@ pub fn run(a: Args) -> Result<i32> {
                 n("failures"),
                 n("rejected"),
                 n("hedges_won")
-            );
+            )?;
         }
     }
     if let Some(k) = rows.iter().map(|r| &r.kernel).find(|k| !k.is_empty()) {
-        println!(
+        outln!(
             "module cache (all devices): {:.1} of {:.0} MiB, {} blocks, {} evictions",
             mib(num(k, "cache_bytes")),
             mib(num(k, "cache_limit_bytes")),
             num(k, "cache_blocks"),
             num(k, "cache_evictions")
-        );
+        )?;
     }
     Ok(0)
 }

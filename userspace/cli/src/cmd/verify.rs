@@ -43,16 +43,16 @@ pub fn run(a: Args) -> Result<i32> {
                 let kind = p.kind.as_str();
                 let blocks: Vec<String> = p.blocks.iter().take(8).map(u64::to_string).collect();
                 let more = if p.blocks.len() > 8 { ", …" } else { "" };
-                println!("{kind}: blocks {}{more}: {}", blocks.join(", "), p.reason);
+                outln!("{kind}: blocks {}{more}: {}", blocks.join(", "), p.reason)?;
             }
             let n = reader.index.entries.len();
             if problems.is_empty() {
-                println!(
+                outln!(
                     "{what}: ok ({n} blocks, index sha256 {})",
                     reader.index_sha256
-                );
+                )?;
             } else {
-                println!("{what}: {} bad block files", problems.len());
+                outln!("{what}: {} bad block files", problems.len())?;
             }
             bad += problems.len();
         }

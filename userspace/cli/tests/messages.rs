@@ -1,0 +1,124 @@
+//! The command line tells the truth (issue 23): a closed pipe ends a command quietly, as it
+//! ends coreutils, never with a panic.
+
+mod common;
+use common::*;
+
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits for `child` at most 60 s (then kills it and fails): every test here is bounded.
+fn finish(mut child: Child) -> Output {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("{child:?} still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The command ended the way a closed pipe ends `cat` of coreutils: SIGPIPE, no message;
+/// not a panic (exit 101, "panicked" on stderr).
+fn assert_quiet_sigpipe(what: &str, out: &Output) {
+    let err = stderr_of(out);
+    assert!(
+        !err.contains("panicked") && out.status.code() != Some(101),
+        "{what}: {:?}: {err}",
+        out.status
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "{what}: {:?}: {err}",
+        out.status
+    );
+    assert!(!err.contains("httpblk:"), "{what}: {err}");
+}
+
+/// `httpblk ARGS`, whose standard output is a pipe closed once `keep` bytes were read (with
+/// 0: closed before the command starts, so that even a short output finds it closed).
+fn with_closed_stdout(args: &[&str], keep: usize) -> Output {
+    let mut cmd = bin();
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
+    if keep == 0 {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills fds with two new descriptors, owned from here on.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(r);
+        cmd.stdout(Stdio::from(w));
+        return finish(cmd.spawn().unwrap());
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = vec![0; keep];
+    stdout.read_exact(&mut buf).unwrap();
+    drop(stdout);
+    finish(child)
+}
+
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    // Larger than a pipe's buffer, in many blocks: the writes outrun the reader.
+    let src = image(t.path(), "img", 8 << 20, 91);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let st = store.to_str().unwrap();
+    for keep in [0, 100] {
+        let out = with_closed_stdout(&["cat", st], keep);
+        assert_quiet_sigpipe(&format!("cat | head -c{keep}"), &out);
+        let out = with_closed_stdout(&["cat", st, "--jobs", "4"], keep);
+        assert_quiet_sigpipe(&format!("cat --jobs 4 | head -c{keep}"), &out);
+    }
+    let out = with_closed_stdout(&["verify", st], 0);
+    assert_quiet_sigpipe("verify", &out);
+    let store2 = t.path().join("st2");
+    let out = with_closed_stdout(
+        &["create", src.to_str().unwrap(), store2.to_str().unwrap()],
+        0,
+    );
+    assert_quiet_sigpipe("create", &out);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = with_closed_stdout(&["completions", shell], 0);
+        assert_quiet_sigpipe(&format!("completions {shell}"), &out);
+    }
+    // Over HTTP too.
+    let srv = Server::start(&store);
+    let out = with_closed_stdout(&["cat", &srv.url("img.hbi")], 100);
+    assert_quiet_sigpipe("cat URL | head -c100", &out);
+}
+
+#[test]
+fn a_failed_cat_of_a_local_store_does_not_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 4 << 20, 92);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "4096"]);
+    // A block file goes missing: the tasks still reading others are cancelled when the
+    // command ends.
+    let blocks = store.join("blocks");
+    let mut files: Vec<_> = std::fs::read_dir(&blocks)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    std::fs::remove_file(&files[files.len() / 2]).unwrap();
+    // Many blocks in flight: many reads queued on the blocking pool when it shuts down.
+    for jobs in ["1024", "256", "1024", "256", "1024"] {
+        let r = run(bin()
+            .args(["cat", store.to_str().unwrap(), "-o", "/dev/null"])
+            .args(["--jobs", jobs]));
+        let err = stderr_of(&r);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains("not found"), "{err}");
+    }
+}
