@@ -1,5 +1,6 @@
 //! The command line tells the truth (issue 23): a closed pipe ends a command quietly, as it
-//! ends coreutils, never with a panic.
+//! ends coreutils, never with a panic; arguments that cannot work are refused with what would
+//! (an index digest of the wrong form, a device that is none); `-o -` is standard output.
 
 mod common;
 use common::*;
@@ -74,8 +75,8 @@ fn a_closed_pipe_ends_every_command_quietly() {
     for keep in [0, 100] {
         let out = with_closed_stdout(&["cat", st], keep);
         assert_quiet_sigpipe(&format!("cat | head -c{keep}"), &out);
-        let out = with_closed_stdout(&["cat", st, "--jobs", "4"], keep);
-        assert_quiet_sigpipe(&format!("cat --jobs 4 | head -c{keep}"), &out);
+        let out = with_closed_stdout(&["cat", st, "-o", "-", "--jobs", "4"], keep);
+        assert_quiet_sigpipe(&format!("cat -o - | head -c{keep}"), &out);
     }
     let out = with_closed_stdout(&["verify", st], 0);
     assert_quiet_sigpipe("verify", &out);
@@ -121,4 +122,68 @@ fn a_failed_cat_of_a_local_store_does_not_panic() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(err.contains("not found"), "{err}");
     }
+}
+
+#[test]
+fn an_index_digest_is_64_hex_digits() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 256 << 10, 93);
+    let store = t.path().join("st");
+    let digest = create(&src, &store, &[]);
+    let st = store.to_str().unwrap();
+    let short = &digest[..63];
+    let not_hex = format!("{}g", &digest[..63]);
+    for bad in ["abc", short, not_hex.as_str(), ""] {
+        for cmd in ["cat", "verify", "attach"] {
+            let r = run(bin().args([cmd, st, "--index-digest", bad]));
+            let err = stderr_of(&r);
+            assert_eq!(
+                r.status.code(),
+                Some(2),
+                "{cmd} --index-digest {bad:?}: {err}"
+            );
+            assert!(err.contains("64 hex digits"), "{cmd}: {err}");
+        }
+    }
+    // Upper case is the same digest.
+    let dst = t.path().join("out");
+    run_ok(
+        bin()
+            .args(["cat", st, "-o", dst.to_str().unwrap()])
+            .args(["--index-digest", &digest.to_uppercase()]),
+    );
+    assert_eq!(sha256(&dst), sha256(&src));
+}
+
+#[test]
+fn detach_says_what_a_device_is() {
+    for bad in ["foo", "/dev/sda", "httpblkX", ""] {
+        let r = run(bin().args(["detach", bad]));
+        let err = stderr_of(&r);
+        assert!(!r.status.success());
+        assert!(!err.contains("invalid digit"), "{err}");
+        assert!(
+            err.contains("/dev/httpblkN") && err.contains("number N"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn output_dash_is_standard_output() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 512 << 10, 94);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let out = bin()
+        .current_dir(t.path())
+        .args(["cat", "st", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, std::fs::read(&src).unwrap());
+    assert!(!t.path().join("-").exists(), "-o - wrote a file named '-'");
+    // ./- is a file of that name.
+    run_ok(bin().current_dir(t.path()).args(["cat", "st", "-o", "./-"]));
+    assert_eq!(sha256(&t.path().join("-")), sha256(&src));
 }

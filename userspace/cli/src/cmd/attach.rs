@@ -28,7 +28,7 @@ pub struct Args {
     #[command(flatten)]
     http: HttpArgs,
     /// Refuse an index whose SHA-256 differs (the image identity printed by `create`).
-    #[arg(long)]
+    #[arg(long, value_name = "SHA256", value_parser = super::image_args::index_digest)]
     index_digest: Option<String>,
     /// Keep fetched block files here (second cache level, survives reboots).
     #[arg(long)]

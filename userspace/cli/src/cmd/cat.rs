@@ -22,10 +22,10 @@ pub struct Args {
     #[arg(required = true, num_args = 1..)]
     location: Vec<String>,
     /// Refuse an index whose SHA-256 differs.
-    #[arg(long)]
+    #[arg(long, value_name = "SHA256", value_parser = super::image_args::index_digest)]
     index_digest: Option<String>,
-    /// Output file (default: standard output). A regular file is written under a temporary
-    /// name and renamed when complete: a failed cat leaves no partial image.
+    /// Output file (default, or '-': standard output). A regular file is written under a
+    /// temporary name and renamed when complete: a failed cat leaves no partial image.
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Blocks fetched concurrently.
@@ -100,7 +100,8 @@ pub fn run(a: Args) -> Result<i32> {
         let reader = Reader::open(location, pin, &opts).await?;
         let pb = progress::bar(reader.index.image_size, "cat");
         let jobs = a.jobs as usize;
-        match &a.output {
+        // `-o -` is standard output, as for curl; ./- names a file called '-'.
+        match a.output.as_deref().filter(|p| *p != Path::new("-")) {
             Some(p) => {
                 let (output, file) = Output::create(p)?;
                 // A FIFO's reader may go away too.

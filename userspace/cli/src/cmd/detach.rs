@@ -1,6 +1,6 @@
 //! `httpblk detach DEV`: remove a device; its helper exits.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 use httpblk_core::ring::Control;
 
 /// Remove /dev/httpblkN (pending reads fail with EIO).
@@ -12,8 +12,10 @@ pub struct Args {
 
 pub fn parse_dev(s: &str) -> Result<u32> {
     let n = s.trim_start_matches("/dev/").trim_start_matches("httpblk");
-    n.parse()
-        .with_context(|| format!("'{s}' is not /dev/httpblkN"))
+    // The parse error ("invalid digit found in string") says nothing a user can act on.
+    n.parse().map_err(|_| {
+        anyhow!("'{s}' is not an httpblk device: give /dev/httpblkN, httpblkN or the number N (httpblk status lists them)")
+    })
 }
 
 pub fn run(a: Args) -> Result<i32> {

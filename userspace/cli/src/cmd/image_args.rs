@@ -1,5 +1,5 @@
 //! The image options `create` and `import-cloop` share: codec and hash as the values `--help`
-//! lists, checked by clap.
+//! lists, checked by clap; and the `--index-digest` every reader takes.
 
 use httpblk_core::codec::Codec;
 use httpblk_core::digest::HashAlg;
@@ -45,5 +45,16 @@ impl From<HashArg> for HashAlg {
             HashArg::Sha256 => HashAlg::Sha256,
             HashArg::Md5 => HashAlg::Md5,
         }
+    }
+}
+
+/// Parses `--index-digest`: an index's SHA-256 as `create` prints it, 64 hex digits.
+pub fn index_digest(s: &str) -> Result<String, String> {
+    match hex::decode(s) {
+        Ok(b) if b.len() == 32 => Ok(s.to_ascii_lowercase()),
+        _ => Err(format!(
+            "{} is not an index SHA-256: 64 hex digits, as `httpblk create` prints after \"index sha256\"",
+            if s.len() > 80 { "this" } else { s }
+        )),
     }
 }

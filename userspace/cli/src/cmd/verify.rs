@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(required = true, num_args = 1..)]
     location: Vec<String>,
     /// Refuse an index whose SHA-256 differs (in a directory: check only that index).
-    #[arg(long)]
+    #[arg(long, value_name = "SHA256", value_parser = super::image_args::index_digest)]
     index_digest: Option<String>,
     /// Blocks checked concurrently.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
