@@ -1,6 +1,7 @@
 //! The command line tells the truth (issue 23): a closed pipe ends a command quietly, as it
 //! ends coreutils, never with a panic; arguments that cannot work are refused with what would
-//! (an index digest of the wrong form, a device that is none); `-o -` is standard output.
+//! (an index digest of the wrong form, a device that is none, a URL scheme that is not
+//! HTTP); `-o -` is standard output.
 
 mod common;
 use common::*;
@@ -186,4 +187,45 @@ fn output_dash_is_standard_output() {
     // ./- is a file of that name.
     run_ok(bin().current_dir(t.path()).args(["cat", "st", "-o", "./-"]));
     assert_eq!(sha256(&t.path().join("-")), sha256(&src));
+}
+
+#[test]
+fn only_http_and_file_urls_are_images() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 256 << 10, 95);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    for url in [
+        "ftp://127.0.0.1/st/img.hbi",
+        "s3://bucket/img.hbi",
+        "FTP://h/x.hbi",
+    ] {
+        for cmd in ["cat", "verify"] {
+            let r = run(bin().args([cmd, url]));
+            let err = stderr_of(&r);
+            assert!(!r.status.success());
+            assert!(err.contains("is not supported"), "{cmd} {url}: {err}");
+            assert!(!err.contains("not found"), "{cmd} {url}: {err}");
+        }
+    }
+    // file:// names a local path, percent-encoding and all.
+    let spaced = t.path().join("a store");
+    std::fs::rename(&store, &spaced).unwrap();
+    let url = format!(
+        "file://{}/img.hbi",
+        spaced.to_str().unwrap().replace(' ', "%20")
+    );
+    let out = bin().args(["cat", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, std::fs::read(&src).unwrap());
+    let dir_url = format!("file://{}/", spaced.to_str().unwrap().replace(' ', "%20"));
+    let ok = run_ok(bin().args(["verify", &dir_url]));
+    assert!(ok.contains(": ok ("), "{ok}");
+    // A host in a file URL is not a local path.
+    let r = run(bin().args(["cat", "file://otherhost/tmp/x.hbi"]));
+    assert!(
+        stderr_of(&r).contains("not a local file URL"),
+        "{}",
+        stderr_of(&r)
+    );
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::digest::sha256_hex;
 use crate::error::{joined, IoContext};
-use crate::http::image_url::is_url;
+use crate::http::image_url::{is_url, redact_text};
 use crate::http::Options;
 use crate::index::Index;
 use crate::mirrors::{Endpoint, Mirrors};
@@ -80,6 +80,35 @@ pub fn read_bounded(path: &Path, max_len: usize) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// The local path `arg` names: a path as given, or a `file://` URL's path. Another URL
+/// scheme (ftp://, s3://) is refused rather than looked for as a file of that name.
+pub fn local_path(arg: &str) -> Result<PathBuf> {
+    let scheme = match arg.split_once("://") {
+        Some((s, _))
+            if s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            s
+        }
+        _ => return Ok(arg.into()),
+    };
+    if !scheme.eq_ignore_ascii_case("file") {
+        return Err(Error::Invalid(format!(
+            "{scheme}:// is not supported: give http:// or https:// URLs, or a local path"
+        )));
+    }
+    url::Url::parse(arg)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: not a local file URL (file:///PATH, no host)",
+                redact_text(arg)
+            ))
+        })
+}
+
 fn index_name_of(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -142,7 +171,7 @@ impl Location {
                 urls: vec![arg.to_string()],
             }]);
         }
-        let path = Path::new(arg);
+        let path = &local_path(arg)?;
         if path.is_dir() {
             let found = list_indexes(path)?;
             if found.is_empty() {

@@ -46,7 +46,7 @@ pub fn redact(url: &Url) -> String {
 }
 
 /// `arg` (not a valid URL) without what could be user information or a query.
-fn redact_text(arg: &str) -> String {
+pub(crate) fn redact_text(arg: &str) -> String {
     let no_query = arg.split(['?', '#']).next().unwrap_or("");
     match no_query.split_once("://") {
         Some((scheme, rest)) => {
