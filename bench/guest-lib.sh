@@ -67,7 +67,7 @@ fio_read() {
         --ioengine=libaio --iodepth="$qd" --runtime="$secs" "$@" --output-format=terse --terse-version=3)
     ioerr=$(cat /sys/block/httpblk*/httpblk/io_errors 2>/dev/null | awk '{s += $1} END {print s + 0}')
     echo "$out" | awk -F';' -v e="$ioerr" '
-        NF > 9 {printf "bytes=%d secs=%.3f errors=%d", $6 * 1024, $9 / 1000, $5 + e; ok = 1}
+        NF > 9 {printf "bytes=%.0f secs=%.3f errors=%d", $6 * 1024, $9 / 1000, $5 + e; ok = 1}
         END {if (!ok) printf "errors=fio-failed"}'
 }
 

@@ -18,8 +18,14 @@ done
 python3 - "$out/${kernels[0]}.txt" "$out/${kernels[1]}.txt" "${kernels[@]}" <<'PY'
 import re, sys
 a_path, b_path, ka, kb = sys.argv[1:5]
-a = open(a_path).read().splitlines()
-b = open(b_path).read().splitlines()
+def report(path):
+    """The report from its first "host load" line on: what comes before is the benchmark
+    making its images, which only the first run does."""
+    lines = open(path).read().splitlines()
+    start = next((i for i, l in enumerate(lines) if l.startswith("host load")), 0)
+    return lines[start:]
+a = report(a_path)
+b = report(b_path)
 # A figure: a number and what it counts. Idle shares and loads are context, not compared.
 FIG = re.compile(r"(-?\d+(?:\.\d+)?)\s*(MB/s|IOPS|CPU-s|bytes|x\b)")
 w = max(len(ka), len(kb))

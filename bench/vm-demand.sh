@@ -50,7 +50,7 @@ mixed() {
     r=\$(randlat \$1 \$((blocks * 3 / 4)) \$((blocks / 4)) $((secs - 10)))
     if [ -n "\$seq" ]; then
         wait \$seq
-        r="\$r \$(awk -F';' '{printf "bytes=%d secs=%.3f", \$6 * 1024, \$9 / 1000}' $out/seq.terse)"
+        r="\$r \$(awk -F';' '{printf "bytes=%.0f secs=%.3f", \$6 * 1024, \$9 / 1000}' $out/seq.terse)"
     fi
     echo "\$r errors=\$(cat /sys/block/\$(basename \$1)/httpblk/io_errors)"
 }

@@ -23,6 +23,12 @@ case "$version.$patchlevel" in
 esac
 grep -q '^CONFIG_RUST=y' "$kdir/.config" ||
     fail "$kdir was configured without CONFIG_RUST=y: enable Rust support (General setup -> Rust support) and rebuild the kernel"
+# The library code httpblk.ko calls (built in or modules): without it modpost would stop at
+# undefined symbols.
+for opt in LZ4_DECOMPRESS LZO_DECOMPRESS ZSTD_DECOMPRESS ZLIB_INFLATE CRYPTO_MD5 CRYPTO_LIB_SHA256; do
+    grep -Eq "^CONFIG_$opt=(y|m)" "$kdir/.config" ||
+        fail "$kdir was configured without CONFIG_$opt, which httpblk needs: enable it (=y or =m) and rebuild the kernel"
+done
 [ -f "$kdir/rust/libkernel.rmeta" ] ||
     fail "$kdir has no Rust metadata (rust/libkernel.rmeta): build the kernel first (make), or see Documentation/operations.md for distribution kernels"
 want=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$kdir/.config")

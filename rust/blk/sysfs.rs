@@ -152,8 +152,10 @@ unsafe extern "C" fn show_callback<T: Operations>(
     let data = unsafe { T::QueueData::borrow(helpers::httpblk_dev_queuedata(dev)) };
     // SAFETY: attribute names are NUL-terminated static strings (`Attr::table`).
     let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
-    // SAFETY: sysfs passes a buffer of one page.
-    let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
+    // SAFETY: sysfs passes a buffer of one page. The writer gets one byte less: sysfs warns
+    // about a `show` that returns a whole page.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE - 1) };
     let mut w = PageWriter { buf: page, pos: 0 };
     match T::show(data, crate::sys::compat::cstr_bytes(name), &mut w) {
         Ok(()) => w.pos as isize,

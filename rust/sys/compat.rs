@@ -10,7 +10,6 @@
 //! - `httpblk_module_authors`: `module!` takes `authors`, not `author` (elsewhere: `httpblk_main.rs`).
 //! - `httpblk_core_cstr`: `kernel::str::CStr` is `core::ffi::CStr` (7.x).
 //! - `httpblk_foreign_mut`: `ForeignOwnable` pointers are `*mut` (7.x; `*const` before).
-//! - `httpblk_kernel_7`: the 7 series.
 
 #[cfg(httpblk_transmute)]
 pub(crate) use kernel::transmute::{AsBytes, FromBytes};

@@ -4,6 +4,7 @@
  * No driver logic lives here.
  */
 #include <crypto/hash.h>
+#include <crypto/sha2.h>
 #include <linux/crypto.h>
 #include <linux/highmem.h>
 #include <linux/lz4.h>
@@ -106,6 +107,12 @@ static void httpblk_tick_work(struct work_struct *work)
 
 static DECLARE_DELAYED_WORK(httpblk_tick, httpblk_tick_work);
 
+/* sha256() takes the length as unsigned int on 6.12, size_t on 7.x: one signature for Rust. */
+void httpblk_sha256(const u8 *data, size_t len, u8 *out)
+{
+	sha256(data, len, out);
+}
+
 /* An inline function on newer kernels, which bindgen cannot call. */
 unsigned int httpblk_jiffies_to_msecs(unsigned long j)
 {
@@ -117,7 +124,7 @@ int httpblk_tick_setup(void (*fn)(void))
 	httpblk_tick_fn = fn;
 	/*
 	 * Unbound: the tick needs no particular CPU, and 7.x warns about a workqueue that
-	 * says neither WQ_UNBOUND nor WQ_PERCPU (6.12 has no WQ_PERCPU).
+	 * says neither WQ_UNBOUND nor WQ_PERCPU (which not every 6.12 has).
 	 */
 	httpblk_tick_wq = alloc_workqueue("httpblk_tick", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
 	return httpblk_tick_wq ? 0 : -ENOMEM;

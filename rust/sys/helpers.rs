@@ -54,9 +54,6 @@ extern "C" {
         pgoff: c_ulong,
     ) -> c_int;
 
-    // lib/crypto/sha256.c
-    pub(crate) fn sha256(data: *const u8, len: c_uint, out: *mut u8);
-
     // helpers.c
     pub(crate) fn httpblk_misc_register(
         fops: *const bindings::file_operations,
@@ -72,6 +69,7 @@ extern "C" {
         src: *const c_void,
         len: c_uint,
     );
+    pub(crate) fn httpblk_sha256(data: *const u8, len: usize, out: *mut u8);
     pub(crate) fn httpblk_jiffies_to_msecs(j: c_ulong) -> c_uint;
     pub(crate) fn httpblk_tick_setup(func: Option<unsafe extern "C" fn()>) -> c_int;
     pub(crate) fn httpblk_tick_arm(delay: c_ulong);

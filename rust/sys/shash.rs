@@ -58,7 +58,7 @@ impl Hasher {
         match self {
             // SAFETY: `data` and `out` are valid for their lengths; SHA-256 writes 32 bytes.
             Hasher::Sha256 => unsafe {
-                helpers::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr())
+                helpers::httpblk_sha256(data.as_ptr(), data.len(), out.as_mut_ptr())
             },
             Hasher::Md5(tfm) => {
                 // SAFETY: live transform (invariant); MD5 writes 16 bytes into `out`.
@@ -80,7 +80,7 @@ impl Hasher {
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: `data` and `out` are valid for their lengths.
-    unsafe { helpers::sha256(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) };
+    unsafe { helpers::httpblk_sha256(data.as_ptr(), data.len(), out.as_mut_ptr()) };
     out
 }
 

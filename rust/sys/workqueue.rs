@@ -62,9 +62,14 @@ impl<T: Ticked> Tick<T> {
 }
 
 /// Makes sure the tick runs within `PERIOD` (it keeps running while `Ticked::tick` says so).
+/// Only devices call it, and only while the `Tick` lives: the module makes its `Tick` before
+/// any device can exist and drops it at unload, when none is left (an attached device, and an
+/// open control file that could add one, keep the module loaded).
 pub(crate) fn ensure() {
     if !TARGET.load(Ordering::Acquire).is_null() {
-        // SAFETY: the tick is set up while `TARGET` is set (`Tick` invariant).
+        // SAFETY: `TARGET` is set while the tick is set up (`Tick` invariant), and the caller
+        // is a device, so the `Tick` is not being dropped meanwhile (see above): seeing
+        // `TARGET` set, the workqueue is alive for this call.
         unsafe { helpers::httpblk_tick_arm(period() as c_ulong) };
     }
 }

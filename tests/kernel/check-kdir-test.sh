@@ -12,7 +12,10 @@ fake_tree() {  # DIR VERSION PATCHLEVEL RUST(y|n) BUILT(y|n) RUSTC_TEXT
     mkdir -p "$1/rust"
     printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = 1\n' "$2" "$3" >"$1/Makefile"
     { [ "$4" = y ] && echo CONFIG_RUST=y || echo "# CONFIG_RUST is not set"
-      echo "CONFIG_RUSTC_VERSION_TEXT=\"$6\""; } >"$1/.config"
+      echo "CONFIG_RUSTC_VERSION_TEXT=\"$6\""
+      for opt in LZ4_DECOMPRESS LZO_DECOMPRESS ZSTD_DECOMPRESS ZLIB_INFLATE CRYPTO_MD5 CRYPTO_LIB_SHA256; do
+          echo "CONFIG_$opt=y"
+      done; } >"$1/.config"
     [ "$5" = y ] && : >"$1/rust/libkernel.rmeta"
     return 0
 }
@@ -37,6 +40,9 @@ fake_tree "$t/norust" 7 2 n y "$rustc_text"
 expect no_config_rust "without CONFIG_RUST=y" "$t/norust"
 fake_tree "$t/unbuilt" 7 2 y n "$rustc_text"
 expect never_built "no Rust metadata" "$t/unbuilt"
+fake_tree "$t/nolz4" 7 2 y y "$rustc_text"
+sed -i 's/^CONFIG_LZ4_DECOMPRESS=y/# CONFIG_LZ4_DECOMPRESS is not set/' "$t/nolz4/.config"
+expect no_lz4 "without CONFIG_LZ4_DECOMPRESS" "$t/nolz4"
 fake_tree "$t/otherrustc" 6 12 y y "rustc 1.78.0 (9b00956e5 2024-04-29)"
 expect other_rustc "was built with 'rustc 1.78.0" "$t/otherrustc"
 
