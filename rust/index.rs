@@ -102,7 +102,7 @@ impl Index {
                 reject!("block {}: stored length {}", i, stored_len);
             }
         }
-        // INVARIANT: every check above passed.
+        // INVARIANT: Every check above passed.
         Ok(Self {
             image_size,
             block_shift,

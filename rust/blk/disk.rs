@@ -43,16 +43,16 @@ pub(crate) struct Disk<T: Operations> {
     _t: PhantomData<T>,
 }
 
-// SAFETY: the gendisk is only touched in `new` and `drop`; queue data is Send + Sync.
+// SAFETY: The gendisk is only touched in `new` and `drop`; queue data is Send + Sync.
 unsafe impl<T: Operations> Send for Disk<T> {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl<T: Operations> Sync for Disk<T> {}
 
 struct Table<T>(PhantomData<T>);
 
 impl<T: Operations> Table<T> {
     const MQ_OPS: bindings::blk_mq_ops = {
-        // SAFETY: all-zero is a valid blk_mq_ops (every callback None).
+        // SAFETY: All-zero is a valid blk_mq_ops (every callback None).
         let mut ops: bindings::blk_mq_ops = unsafe { core::mem::zeroed() };
         ops.queue_rq = Some(queue_rq_callback::<T>);
         ops.timeout = Some(timeout_callback::<T>);
@@ -62,16 +62,16 @@ impl<T: Operations> Table<T> {
 
 /// Lockdep class of the disks' queues (lockdep wants static storage).
 struct LockKey(Opaque<bindings::lock_class_key>);
-// SAFETY: lockdep owns the key's contents and synchronises access itself.
+// SAFETY: Lockdep owns the key's contents and synchronises access itself.
 unsafe impl Sync for LockKey {}
 static DISK_LOCK_KEY: LockKey = LockKey(Opaque::uninit());
 
 /// The block_device_operations of every disk: no callbacks, the module as owner.
 struct BlockOps(bindings::block_device_operations);
-// SAFETY: immutable after initialisation.
+// SAFETY: Immutable after initialisation.
 unsafe impl Sync for BlockOps {}
 static BLOCK_OPS: BlockOps = BlockOps({
-    // SAFETY: all-zero is a valid block_device_operations.
+    // SAFETY: All-zero is a valid block_device_operations.
     let mut ops: bindings::block_device_operations = unsafe { core::mem::zeroed() };
     ops.owner = &raw mut bindings::__this_module;
     ops
@@ -89,7 +89,7 @@ impl<T: Operations> Disk<T> {
         p: &DiskParams,
         data: T::QueueData,
     ) -> Result<Self> {
-        // SAFETY: all-zero is the starting state blk_mq_alloc_tag_set expects.
+        // SAFETY: All-zero is the starting state blk_mq_alloc_tag_set expects.
         let zeroed: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         let tag_set = KBox::new(Opaque::new(zeroed), GFP_KERNEL)?;
         let set = tag_set.get();
@@ -115,11 +115,11 @@ impl<T: Operations> Disk<T> {
             to_result(bindings::blk_mq_alloc_tag_set(set))?;
         }
         let set_guard = ScopeGuard::new_with_data(set, |set| {
-            // SAFETY: allocated above, no disk uses it.
+            // SAFETY: Allocated above, no disk uses it.
             unsafe { bindings::blk_mq_free_tag_set(set) }
         });
 
-        // SAFETY: all-zero queue_limits means "defaults" to blk-mq.
+        // SAFETY: All-zero queue_limits means "defaults" to blk-mq.
         let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
         lim.logical_block_size = p.logical_block_size;
         lim.physical_block_size = p.physical_block_size;
@@ -128,17 +128,17 @@ impl<T: Operations> Disk<T> {
 
         let queuedata = crate::sys::compat::into_foreign(data);
         let data_guard = ScopeGuard::new_with_data(queuedata, |queuedata| {
-            // SAFETY: from into_foreign above, not yet reclaimed.
+            // SAFETY: From into_foreign above, not yet reclaimed.
             drop(unsafe { T::QueueData::from_foreign(queuedata) })
         });
-        // SAFETY: valid tag set and limits; the lock class key is static.
+        // SAFETY: Valid tag set and limits; the lock class key is static.
         let gendisk = from_err_ptr(unsafe {
             bindings::__blk_mq_alloc_disk(set, &mut lim, queuedata, DISK_LOCK_KEY.0.get())
         })?;
         // An ERR_PTR was turned into an error above; NULL is not expected but not trusted.
         let gendisk = NonNull::new(gendisk).ok_or(ENOMEM)?;
         let disk_guard = ScopeGuard::new_with_data(gendisk, |gendisk| {
-            // SAFETY: allocated above and never added.
+            // SAFETY: Allocated above and never added.
             unsafe { bindings::put_disk(gendisk.as_ptr()) }
         });
         // SAFETY: `gendisk` is a fresh disk we own.
@@ -162,7 +162,7 @@ impl<T: Operations> Disk<T> {
         disk_guard.dismiss();
         data_guard.dismiss();
         set_guard.dismiss();
-        // INVARIANT: added above; queuedata came from into_foreign.
+        // INVARIANT: Added above; queuedata came from into_foreign.
         Ok(Self {
             gendisk,
             queuedata,
@@ -174,7 +174,7 @@ impl<T: Operations> Disk<T> {
 
 impl<T: Operations> Drop for Disk<T> {
     fn drop(&mut self) {
-        // SAFETY: by the invariant. del_gendisk drains all requests, so no callback uses the
+        // SAFETY: By the invariant. del_gendisk drains all requests, so no callback uses the
         // queue data afterwards; the tag set outlives the disk's queue teardown.
         unsafe {
             bindings::del_gendisk(self.gendisk.as_ptr());
@@ -216,11 +216,11 @@ unsafe extern "C" fn queue_rq_callback<T: Operations>(
         // SAFETY: FFI call without preconditions.
         return unsafe { bindings::errno_to_blk_status(EIO.to_errno()) };
     };
-    // SAFETY: a request blk-mq dispatched to us; starting it makes us its owner.
+    // SAFETY: A request blk-mq dispatched to us; starting it makes us its owner.
     unsafe { bindings::blk_mq_start_request(rq.as_ptr()) };
-    // SAFETY: started above, owned by us.
+    // SAFETY: Started above, owned by us.
     let rq = unsafe { Request::from_raw(rq) };
-    // SAFETY: queuedata came from `T::QueueData::into_foreign` and lives until del_gendisk
+    // SAFETY: The queue data came from `T::QueueData::into_foreign` and lives until del_gendisk
     // has drained every request.
     let data = unsafe { T::QueueData::borrow(rq.queuedata()) };
     let _noio = NoIo::begin();
@@ -239,9 +239,9 @@ unsafe extern "C" fn timeout_callback<T: Operations>(
     let Some(rq) = NonNull::new(rq) else {
         return bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER;
     };
-    // SAFETY: the request of this timeout call; the handle lives only during the call.
+    // SAFETY: The request of this timeout call; the handle lives only during the call.
     let timed_out = unsafe { TimedOut::new(rq) };
-    // SAFETY: as in queue_rq_callback: a started request's queue data is alive.
+    // SAFETY: As in queue_rq_callback: a started request's queue data is alive.
     let data = unsafe { T::QueueData::borrow(timed_out.queuedata()) };
     let _noio = NoIo::begin();
     match T::timeout(data, &timed_out) {

@@ -21,7 +21,7 @@ impl ModuleRef {
     pub(crate) fn get() -> Result<Self> {
         // SAFETY: `__this_module` is this module, alive while its code runs.
         if unsafe { helpers::httpblk_module_get(&raw mut bindings::__this_module) } {
-            // INVARIANT: taken above.
+            // INVARIANT: Taken above.
             Ok(ModuleRef(()))
         } else {
             Err(ENODEV)
@@ -31,7 +31,7 @@ impl ModuleRef {
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
-        // SAFETY: by the invariant, a reference we hold.
+        // SAFETY: By the invariant, a reference we hold.
         unsafe { bindings::module_put(&raw mut bindings::__this_module) };
     }
 }

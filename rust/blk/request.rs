@@ -33,14 +33,14 @@ pub(crate) struct Request {
     rq: NonNull<bindings::request>,
 }
 
-// SAFETY: a started request may be completed from any context.
+// SAFETY: A started request may be completed from any context.
 unsafe impl Send for Request {}
 
 impl Request {
     /// # Safety
     /// `rq` must be started, not ended, and owned by the caller.
     pub(super) unsafe fn from_raw(rq: NonNull<bindings::request>) -> Self {
-        // INVARIANT: guaranteed by the caller.
+        // INVARIANT: Guaranteed by the caller.
         Self { rq }
     }
 
@@ -50,7 +50,7 @@ impl Request {
     }
 
     pub(crate) fn op(&self) -> Op {
-        // SAFETY: by the invariant the request is alive; a plain field read.
+        // SAFETY: By the invariant the request is alive; a plain field read.
         let flags = unsafe { (*self.rq.as_ptr()).cmd_flags };
         match flags & REQ_OP_MASK {
             bindings::req_op_REQ_OP_READ => Op::Read,
@@ -60,13 +60,13 @@ impl Request {
 
     /// First sector (512 bytes) of the request.
     pub(crate) fn sector(&self) -> u64 {
-        // SAFETY: as in `op`.
+        // SAFETY: As in `op`.
         unsafe { (*self.rq.as_ptr()).__sector }
     }
 
     /// Length of the request in bytes.
     pub(crate) fn bytes(&self) -> u32 {
-        // SAFETY: as in `op`.
+        // SAFETY: As in `op`.
         unsafe { (*self.rq.as_ptr()).__data_len }
     }
 
@@ -77,7 +77,7 @@ impl Request {
     pub(crate) fn copy_from(&mut self, skip: u32, src: &[u8]) -> Result {
         let len = u32::try_from(src.len()).map_err(|_| EINVAL)?;
         self.check_range(skip, len)?;
-        // SAFETY: owned, started request; the range is inside it (checked above).
+        // SAFETY: Owned, started request; the range is inside it (checked above).
         unsafe { helpers::httpblk_rq_copy(self.rq.as_ptr(), skip, src.as_ptr().cast(), len) };
         Ok(())
     }
@@ -88,7 +88,7 @@ impl Request {
     /// `EINVAL` when the range does not lie inside the request.
     pub(crate) fn zero(&mut self, skip: u32, len: u32) -> Result {
         self.check_range(skip, len)?;
-        // SAFETY: as in `copy_from`; a null source means zeros.
+        // SAFETY: As in `copy_from`; a null source means zeros.
         unsafe { helpers::httpblk_rq_copy(self.rq.as_ptr(), skip, core::ptr::null(), len) };
         Ok(())
     }
@@ -103,7 +103,7 @@ impl Request {
     /// Gives the request back to blk-mq without ending it, from `queue_rq` only: blk-mq
     /// dispatches it again shortly (`BLK_STS_RESOURCE`).
     pub(crate) fn busy(self) -> Busy {
-        // INVARIANT: the handle is consumed; blk-mq owns the request again once `queue_rq`
+        // INVARIANT: The handle is consumed; blk-mq owns the request again once `queue_rq`
         // returns `BLK_STS_RESOURCE`.
         Busy(())
     }
@@ -115,13 +115,13 @@ impl Request {
             // SAFETY: FFI call without preconditions.
             Err(e) => unsafe { bindings::errno_to_blk_status(e.to_errno()) },
         };
-        // SAFETY: by the invariant we own a started request; ending consumes the handle.
+        // SAFETY: By the invariant we own a started request; ending consumes the handle.
         unsafe { bindings::blk_mq_end_request(self.rq.as_ptr(), status) };
     }
 
     /// `request_queue.queuedata` of the request's queue.
     pub(super) fn queuedata(&self) -> *mut kernel::ffi::c_void {
-        // SAFETY: a live request points to its live queue.
+        // SAFETY: A live request points to its live queue.
         unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }
 }
@@ -154,13 +154,13 @@ impl TimedOut<'_> {
 
     /// First sector (512 bytes) of the request.
     pub(crate) fn sector(&self) -> u64 {
-        // SAFETY: the request is alive during the timeout call; a plain field read.
+        // SAFETY: The request is alive during the timeout call; a plain field read.
         unsafe { (*self.rq.as_ptr()).__sector }
     }
 
     /// Length of the request in bytes.
     pub(crate) fn bytes(&self) -> u32 {
-        // SAFETY: as in `sector`.
+        // SAFETY: As in `sector`.
         unsafe { (*self.rq.as_ptr()).__data_len }
     }
 
@@ -168,13 +168,13 @@ impl TimedOut<'_> {
     /// `ResetTimer`.
     pub(crate) fn set_timeout(&self, jiffies: u64) {
         let t = jiffies.clamp(1, u64::from(u32::MAX)) as u32;
-        // SAFETY: during the timeout call blk-mq reads `timeout` only after the handler
+        // SAFETY: During the timeout call blk-mq reads `timeout` only after the handler
         // returns (`blk_add_timer`); a plain field write.
         unsafe { (*self.rq.as_ptr()).timeout = t };
     }
 
     pub(super) fn queuedata(&self) -> *mut kernel::ffi::c_void {
-        // SAFETY: a live request points to its live queue.
+        // SAFETY: A live request points to its live queue.
         unsafe { (*(*self.rq.as_ptr()).q).queuedata }
     }
 }

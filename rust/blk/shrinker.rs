@@ -32,9 +32,9 @@ pub(crate) struct Shrinker<T: Shrink> {
     _t: PhantomData<Arc<T>>,
 }
 
-// SAFETY: the shrinker is only touched in `new` and `drop`; `T` is Send + Sync.
+// SAFETY: The shrinker is only touched in `new` and `drop`; `T` is Send + Sync.
 unsafe impl<T: Shrink> Send for Shrinker<T> {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl<T: Shrink> Sync for Shrinker<T> {}
 
 impl<T: Shrink> Shrinker<T> {
@@ -46,7 +46,7 @@ impl<T: Shrink> Shrinker<T> {
         // SAFETY: `name` is NUL-terminated and static.
         let s = NonNull::new(unsafe { helpers::httpblk_shrinker_alloc(name.as_char_ptr()) })
             .ok_or(ENOMEM)?;
-        // SAFETY: a fresh, unregistered shrinker that we own.
+        // SAFETY: A fresh, unregistered shrinker that we own.
         unsafe {
             let p = s.as_ptr();
             (*p).count_objects = Some(count_callback::<T>);
@@ -55,7 +55,7 @@ impl<T: Shrink> Shrinker<T> {
             (*p).private_data = crate::sys::compat::into_foreign(target);
             bindings::shrinker_register(p);
         }
-        // INVARIANT: registered above with `private_data` from into_foreign.
+        // INVARIANT: Registered above with `private_data` from into_foreign.
         Ok(Self {
             shrinker: s,
             _t: PhantomData,
@@ -65,7 +65,7 @@ impl<T: Shrink> Shrinker<T> {
 
 impl<T: Shrink> Drop for Shrinker<T> {
     fn drop(&mut self) {
-        // SAFETY: by the invariant. `shrinker_free` waits until no callback runs, so the
+        // SAFETY: By the invariant. `shrinker_free` waits until no callback runs, so the
         // private data is unused afterwards and can be reclaimed.
         unsafe {
             let data = (*self.shrinker.as_ptr()).private_data;
@@ -93,7 +93,7 @@ unsafe extern "C" fn scan_callback<T: Shrink>(
     s: *mut bindings::shrinker,
     sc: *mut bindings::shrink_control,
 ) -> c_ulong {
-    // SAFETY: as in `count_callback`; `sc` is valid for this call.
+    // SAFETY: As in `count_callback`; `sc` is valid for this call.
     let (t, nr): (ArcBorrow<'_, T>, usize) = unsafe {
         (
             <Arc<T> as ForeignOwnable>::borrow((*s).private_data),

@@ -20,14 +20,14 @@ use crate::sys::helpers;
 /// One attribute file.
 #[repr(transparent)]
 pub(crate) struct Attr(bindings::device_attribute);
-// SAFETY: immutable after compile-time initialisation; sysfs only reads it.
+// SAFETY: Immutable after compile-time initialisation; sysfs only reads it.
 unsafe impl Sync for Attr {}
 
 impl Attr {
     /// A table of read-only (0444) attributes named `names`, printed by `T::show`.
     pub(crate) const fn table<T: Operations, const N: usize>(names: &[&'static CStr]) -> [Attr; N] {
         assert!(names.len() == N);
-        // SAFETY: all-zero is a valid device_attribute (no name, no callbacks).
+        // SAFETY: All-zero is a valid device_attribute (no name, no callbacks).
         let mut out: [Attr; N] = unsafe { core::mem::zeroed() };
         let mut i = 0;
         while i < N {
@@ -50,7 +50,7 @@ impl Attr {
 
 /// The NULL-terminated pointer array of an attribute table (`M` = table length + 1).
 pub(crate) struct AttrPtrs<const M: usize>([*mut bindings::attribute; M]);
-// SAFETY: as for `Attr`.
+// SAFETY: As for `Attr`.
 unsafe impl<const M: usize> Sync for AttrPtrs<M> {}
 
 impl<const M: usize> AttrPtrs<M> {
@@ -68,7 +68,7 @@ impl<const M: usize> AttrPtrs<M> {
 
 /// A named attribute group.
 pub(crate) struct Group(bindings::attribute_group);
-// SAFETY: as for `Attr`.
+// SAFETY: As for `Attr`.
 unsafe impl Sync for Group {}
 
 impl Group {
@@ -76,7 +76,7 @@ impl Group {
         name: &'static CStr,
         attrs: &'static AttrPtrs<M>,
     ) -> Self {
-        // SAFETY: all-zero is a valid attribute_group.
+        // SAFETY: All-zero is a valid attribute_group.
         let mut g: bindings::attribute_group = unsafe { core::mem::zeroed() };
         g.name = crate::sys::compat::cstr_ptr(name);
         // 7.x's sysfs.h puts `attrs` in a union with `attrs_const`.
@@ -94,7 +94,7 @@ impl Group {
 
 /// The NULL-terminated group list `device_add_disk` takes.
 pub(crate) struct Groups([*const bindings::attribute_group; 2]);
-// SAFETY: as for `Attr`.
+// SAFETY: As for `Attr`.
 unsafe impl Sync for Groups {}
 
 impl Groups {
@@ -150,9 +150,9 @@ unsafe extern "C" fn show_callback<T: Operations>(
     // SAFETY: `dev` is the disk's device; its queue data came from `T::QueueData::into_foreign`
     // and outlives its sysfs files (see the module comment).
     let data = unsafe { T::QueueData::borrow(helpers::httpblk_dev_queuedata(dev)) };
-    // SAFETY: attribute names are NUL-terminated static strings (`Attr::table`).
+    // SAFETY: Attribute names are NUL-terminated static strings (`Attr::table`).
     let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
-    // SAFETY: sysfs passes a buffer of one page. The writer gets one byte less: sysfs warns
+    // SAFETY: Sysfs passes a buffer of one page. The writer gets one byte less: sysfs warns
     // about a `show` that returns a whole page.
     let page =
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE - 1) };

@@ -38,7 +38,7 @@ enum Decompressor {
     Zlib(NonNull<kernel::ffi::c_void>),
 }
 
-// SAFETY: a transform may move between threads; `Pool` gives each to one user at a time.
+// SAFETY: A transform may move between threads; `Pool` gives each to one user at a time.
 unsafe impl Send for Decompressor {}
 
 impl Decompressor {
@@ -54,14 +54,14 @@ impl Decompressor {
             CODEC_ZLIB => {
                 // SAFETY: FFI call without preconditions; returns NULL on failure.
                 let s = unsafe { helpers::httpblk_zlib_alloc() };
-                // INVARIANT: allocated above.
+                // INVARIANT: Allocated above.
                 return Ok(Decompressor::Zlib(NonNull::new(s).ok_or(ENOMEM)?));
             }
             _ => return Err(EINVAL),
         };
         // SAFETY: FFI call without preconditions; returns a decoder or an ERR_PTR.
         let d = kernel::error::from_err_ptr(unsafe { helpers::httpblk_dec_alloc(lib) })?;
-        // INVARIANT: allocated above.
+        // INVARIANT: Allocated above.
         Ok(Decompressor::Lib(NonNull::new(d).ok_or(ENOMEM)?))
     }
 
@@ -83,7 +83,7 @@ impl Decompressor {
                     &mut dlen,
                 )
             },
-            // SAFETY: as above, for the zlib stream.
+            // SAFETY: As above, for the zlib stream.
             Decompressor::Zlib(s) => unsafe {
                 helpers::httpblk_zlib_inflate(
                     s.as_ptr(),
@@ -103,9 +103,9 @@ impl Decompressor {
 impl Drop for Decompressor {
     fn drop(&mut self) {
         match self {
-            // SAFETY: by the invariant, freed once, here.
+            // SAFETY: By the invariant, freed once, here.
             Decompressor::Lib(d) => unsafe { helpers::httpblk_dec_free(d.as_ptr()) },
-            // SAFETY: as above.
+            // SAFETY: As above.
             Decompressor::Zlib(s) => unsafe { helpers::httpblk_zlib_free(s.as_ptr()) },
         }
     }

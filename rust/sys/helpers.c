@@ -107,6 +107,15 @@ static void httpblk_tick_work(struct work_struct *work)
 
 static DECLARE_DELAYED_WORK(httpblk_tick, httpblk_tick_work);
 
+/*
+ * Copies from memory the helper has mapped and may write meanwhile: each byte it changes
+ * during the copy comes out old or new, and the caller checks what it copied.
+ */
+void httpblk_copy_shared(void *dst, const void *src, size_t len)
+{
+	memcpy(dst, src, len);
+}
+
 /* sha256() takes the length as unsigned int on 6.12, size_t on 7.x: one signature for Rust. */
 void httpblk_sha256(const u8 *data, size_t len, u8 *out)
 {

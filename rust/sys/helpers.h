@@ -22,6 +22,7 @@ void *httpblk_misc_ctx(struct file *file);
 void *httpblk_vmalloc_user(unsigned long size);
 void httpblk_rq_copy(struct request *rq, unsigned int skip, const void *src, unsigned int len);
 void *httpblk_dev_queuedata(struct device *dev);
+void httpblk_copy_shared(void *dst, const void *src, size_t len);
 void httpblk_sha256(const u8 *data, size_t len, u8 *out);
 unsigned int httpblk_jiffies_to_msecs(unsigned long j);
 int httpblk_tick_setup(void (*fn)(void));

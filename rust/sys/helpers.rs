@@ -20,7 +20,7 @@ pub(crate) fn random_u64() -> u64 {
 /// constant 1, a macro bindgen does not see.
 pub(crate) fn nr_cpu_ids() -> u32 {
     #[cfg(CONFIG_SMP)]
-    // SAFETY: set at boot and never changed afterwards.
+    // SAFETY: Set at boot and never changed afterwards.
     return unsafe { bindings::nr_cpu_ids };
     #[cfg(not(CONFIG_SMP))]
     return 1;
@@ -69,6 +69,7 @@ extern "C" {
         src: *const c_void,
         len: c_uint,
     );
+    pub(crate) fn httpblk_copy_shared(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn httpblk_sha256(data: *const u8, len: usize, out: *mut u8);
     pub(crate) fn httpblk_jiffies_to_msecs(j: c_ulong) -> c_uint;
     pub(crate) fn httpblk_tick_setup(func: Option<unsafe extern "C" fn()>) -> c_int;

@@ -25,7 +25,7 @@ pub(crate) struct Vma {
 impl Vma {
     /// The mmap offset in bytes (`vm_pgoff` counts pages of the kernel's page size).
     pub(crate) fn offset(&self) -> u64 {
-        // SAFETY: the VMA is live for the mmap call.
+        // SAFETY: The VMA is live for the mmap call.
         let pgoff = unsafe { (*self.vma).vm_pgoff as u64 };
         pgoff
             .checked_shl(kernel::page::PAGE_SHIFT as u32)
@@ -39,7 +39,7 @@ impl Vma {
         region: &crate::sys::vmalloc::SharedRegion,
         read_only: bool,
     ) -> Result {
-        // SAFETY: the VMA belongs to the mmap call in progress.
+        // SAFETY: The VMA belongs to the mmap call in progress.
         unsafe { region.map(self.vma, read_only) }
     }
 }
@@ -66,7 +66,7 @@ struct FopsTable<T>(PhantomData<T>);
 
 impl<T: FileOps> FopsTable<T> {
     const FOPS: bindings::file_operations = {
-        // SAFETY: all-zero is a valid file_operations (no callbacks).
+        // SAFETY: All-zero is a valid file_operations (no callbacks).
         let mut f: bindings::file_operations = unsafe { core::mem::zeroed() };
         // Open files pin the module, so rmmod is refused while a helper runs.
         f.owner = &raw mut bindings::__this_module;
@@ -93,9 +93,9 @@ pub(crate) struct Registration<T: FileOps> {
     _t: PhantomData<T>,
 }
 
-// SAFETY: the context is Send + Sync; the registration itself is just a token.
+// SAFETY: The context is Send + Sync; the registration itself is just a token.
 unsafe impl<T: FileOps> Send for Registration<T> {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl<T: FileOps> Sync for Registration<T> {}
 
 impl<T: FileOps> Registration<T> {
@@ -110,11 +110,11 @@ impl<T: FileOps> Registration<T> {
             helpers::httpblk_misc_register(&FopsTable::<T>::FOPS, ctx)
         });
         if let Err(e) = r {
-            // SAFETY: from into_foreign above; the device never became visible.
+            // SAFETY: From into_foreign above; the device never became visible.
             drop(unsafe { T::Context::from_foreign(ctx) });
             return Err(e);
         }
-        // INVARIANT: registered above.
+        // INVARIANT: Registered above.
         Ok(Self {
             ctx,
             _t: PhantomData,
@@ -124,7 +124,7 @@ impl<T: FileOps> Registration<T> {
 
 impl<T: FileOps> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: by the invariant. After deregistration no new open can start; open files
+        // SAFETY: By the invariant. After deregistration no new open can start; open files
         // pin the module, so none exists while the module unloads.
         unsafe {
             helpers::httpblk_misc_deregister();
@@ -142,16 +142,16 @@ unsafe extern "C" fn open_callback<T: FileOps>(
     if !capable_sys_admin() {
         return EPERM.to_errno();
     }
-    // SAFETY: misc_open set private_data to our miscdevice.
+    // SAFETY: `misc_open` set `private_data` to our miscdevice.
     let ctx = unsafe { helpers::httpblk_misc_ctx(file) };
     if ctx.is_null() {
         return ENODEV.to_errno();
     }
-    // SAFETY: the context lives as long as the registration, which outlives every open.
+    // SAFETY: The context lives as long as the registration, which outlives every open.
     let ctx = unsafe { T::Context::borrow(ctx) };
     match T::open(ctx) {
         Ok(state) => {
-            // SAFETY: the file is ours until release.
+            // SAFETY: The file is ours until release.
             unsafe { (*file).private_data = super::compat::into_foreign(state) };
             0
         }
@@ -165,7 +165,7 @@ unsafe extern "C" fn release_callback<T: FileOps>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> c_int {
-    // SAFETY: set by open_callback; release is the last user.
+    // SAFETY: Set by open_callback; release is the last user.
     let state = unsafe { T::File::from_foreign((*file).private_data) };
     T::release(state);
     0
@@ -178,7 +178,7 @@ unsafe extern "C" fn ioctl_callback<T: FileOps>(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
-    // SAFETY: set by open_callback; valid until release, which cannot run during this call.
+    // SAFETY: Set by open_callback; valid until release, which cannot run during this call.
     let state = unsafe { T::File::borrow((*file).private_data) };
     match T::ioctl(state, cmd, arg) {
         Ok(v) => v as c_long,
@@ -192,7 +192,7 @@ unsafe extern "C" fn mmap_callback<T: FileOps>(
     file: *mut bindings::file,
     vma: *mut bindings::vm_area_struct,
 ) -> c_int {
-    // SAFETY: as in ioctl_callback.
+    // SAFETY: As in ioctl_callback.
     let state = unsafe { T::File::borrow((*file).private_data) };
     match T::mmap(state, &Vma { vma }) {
         Ok(()) => 0,

@@ -40,7 +40,7 @@ pub(crate) unsafe extern "C" fn set_uint<const MIN: u32, const MAX: u32>(
     val: *const c_char,
     kp: *const bindings::kernel_param,
 ) -> c_int {
-    // SAFETY: the caller's guarantees are those of `param_set_uint_minmax`.
+    // SAFETY: The caller's guarantees are those of `param_set_uint_minmax`.
     unsafe { bindings::param_set_uint_minmax(val, kp, MIN, MAX) }
 }
 
@@ -79,7 +79,7 @@ impl<T: Send + Sync + 'static> Published<T> {
     fn release(p: *mut kernel::ffi::c_void) {
         use kernel::types::ForeignOwnable;
         if !p.is_null() {
-            // SAFETY: a non-null value came from `into_foreign` in `publish` and was taken out
+            // SAFETY: A non-null value came from `into_foreign` in `publish` and was taken out
             // of `ptr` by the swap, so it is reclaimed once.
             drop(unsafe { <kernel::sync::Arc<T> as ForeignOwnable>::from_foreign(p) });
         }
@@ -90,7 +90,7 @@ impl<T: Send + Sync + 'static> Published<T> {
         use kernel::types::ForeignOwnable;
         let p = self.ptr.load(Ordering::Acquire);
         if !p.is_null() {
-            // SAFETY: published and not withdrawn: `withdraw` needs the parameter lock, which
+            // SAFETY: Published and not withdrawn: `withdraw` needs the parameter lock, which
             // our caller (a parameter hook) holds, so the object outlives this call.
             let t = unsafe { <kernel::sync::Arc<T> as ForeignOwnable>::borrow(p) };
             f(&t);
@@ -111,7 +111,7 @@ impl ParamLock {
 
 impl Drop for ParamLock {
     fn drop(&mut self) {
-        // SAFETY: taken in `take`.
+        // SAFETY: Taken in `take`.
         unsafe { bindings::kernel_param_unlock(&raw mut bindings::__this_module) };
     }
 }
@@ -124,20 +124,20 @@ pub(crate) unsafe extern "C" fn get_uint(
     buf: *mut c_char,
     kp: *const bindings::kernel_param,
 ) -> c_int {
-    // SAFETY: the caller's guarantees are those of `param_get_uint`.
+    // SAFETY: The caller's guarantees are those of `param_get_uint`.
     unsafe { bindings::param_get_uint(buf, kp) }
 }
 
 /// A `kernel_param` in static storage.
 #[repr(transparent)]
 pub(crate) struct KernelParam(pub(crate) bindings::kernel_param);
-// SAFETY: the kernel only reads it; the value behind `arg` is an atomic.
+// SAFETY: The kernel only reads it; the value behind `arg` is an atomic.
 unsafe impl Sync for KernelParam {}
 
 /// Ops of one parameter in static storage.
 #[repr(transparent)]
 pub(crate) struct ParamOps(pub(crate) bindings::kernel_param_ops);
-// SAFETY: immutable.
+// SAFETY: Immutable.
 unsafe impl Sync for ParamOps {}
 
 /// Copies a string into a fixed-size array, for `.modinfo` entries built with `concat!`.

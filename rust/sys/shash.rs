@@ -19,9 +19,9 @@ pub(crate) enum Hasher {
     Md5(NonNull<helpers::CryptoShash>),
 }
 
-// SAFETY: an unkeyed shash transform may be used concurrently (each call has its own desc).
+// SAFETY: An unkeyed shash transform may be used concurrently (each call has its own desc).
 unsafe impl Send for Hasher {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl Sync for Hasher {}
 
 impl Hasher {
@@ -35,7 +35,7 @@ impl Hasher {
             HASH_MD5 => {
                 // SAFETY: FFI call without preconditions; returns a pointer or an ERR_PTR.
                 let tfm = kernel::error::from_err_ptr(unsafe { helpers::httpblk_md5_alloc() })?;
-                // INVARIANT: allocated above.
+                // INVARIANT: Allocated above.
                 Ok(Hasher::Md5(NonNull::new(tfm).ok_or(ENOMEM)?))
             }
             _ => Err(EINVAL),
@@ -61,7 +61,7 @@ impl Hasher {
                 helpers::httpblk_sha256(data.as_ptr(), data.len(), out.as_mut_ptr())
             },
             Hasher::Md5(tfm) => {
-                // SAFETY: live transform (invariant); MD5 writes 16 bytes into `out`.
+                // SAFETY: Live transform (invariant); MD5 writes 16 bytes into `out`.
                 kernel::error::to_result(unsafe {
                     helpers::httpblk_md5_digest(
                         tfm.as_ptr(),
@@ -87,7 +87,7 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 impl Drop for Hasher {
     fn drop(&mut self) {
         if let Hasher::Md5(tfm) = self {
-            // SAFETY: by the invariant.
+            // SAFETY: By the invariant.
             unsafe { helpers::httpblk_md5_free(tfm.as_ptr()) };
         }
     }

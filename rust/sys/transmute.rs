@@ -7,26 +7,26 @@ use super::compat::{AsBytes, FromBytes};
 
 use crate::uapi::{AddDevice, BlockHeader, Cqe, DeviceId, DeviceList, RecoverDevice, Wait};
 
-// SAFETY: for each type below: plain integers and byte arrays, no padding (see the layout
+// SAFETY: For each type below: plain integers and byte arrays, no padding (see the layout
 // assertions in uapi), so every bit pattern is a valid value and every byte is initialised.
 unsafe impl FromBytes for AddDevice {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl AsBytes for AddDevice {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl FromBytes for RecoverDevice {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl AsBytes for RecoverDevice {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl FromBytes for DeviceId {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl FromBytes for Wait {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl AsBytes for Wait {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl AsBytes for DeviceList {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl FromBytes for Cqe {}
-// SAFETY: as above.
+// SAFETY: As above.
 unsafe impl FromBytes for BlockHeader {}
 
 // The ring layout is in 4 KiB units; mapping a region whole needs pages that divide it.

@@ -22,9 +22,9 @@ pub(crate) struct SharedRegion {
     len: usize,
 }
 
-// SAFETY: the region is plain memory; all access goes through raw pointers or atomics.
+// SAFETY: The region is plain memory; all access goes through raw pointers or atomics.
 unsafe impl Send for SharedRegion {}
-// SAFETY: as above; concurrent access is what the ring protocol is for.
+// SAFETY: As above; concurrent access is what the ring protocol is for.
 unsafe impl Sync for SharedRegion {}
 
 impl SharedRegion {
@@ -50,7 +50,7 @@ impl SharedRegion {
     /// `EINVAL` when the range is not inside the region.
     fn at(&self, offset: usize, len: usize) -> Result<*mut u8> {
         match offset.checked_add(len) {
-            // SAFETY: in bounds, checked on this line.
+            // SAFETY: In bounds, checked on this line.
             Some(end) if end <= self.len => Ok(unsafe { self.ptr.as_ptr().add(offset) }),
             _ => Err(EINVAL),
         }
@@ -65,7 +65,7 @@ impl SharedRegion {
             return Err(EINVAL);
         }
         let p = self.at(offset, 4)?;
-        // SAFETY: aligned (the region is page-aligned), in bounds and alive as long as
+        // SAFETY: Aligned (the region is page-aligned), in bounds and alive as long as
         // `self`; AtomicU32 tolerates concurrent writers, including the helper.
         Ok(unsafe { &*p.cast::<AtomicU32>() })
     }
@@ -79,7 +79,7 @@ impl SharedRegion {
         if p as usize % core::mem::align_of::<T>() != 0 {
             return Err(EINVAL);
         }
-        // SAFETY: in bounds and aligned (checked above); any bit pattern is a valid `T`.
+        // SAFETY: In bounds and aligned (checked above); any bit pattern is a valid `T`.
         Ok(unsafe { core::ptr::read_volatile(p.cast::<T>()) })
     }
 
@@ -92,19 +92,27 @@ impl SharedRegion {
         if p as usize % core::mem::align_of::<T>() != 0 {
             return Err(EINVAL);
         }
-        // SAFETY: in bounds and aligned; the region is writable kernel memory.
+        // SAFETY: In bounds and aligned; the region is writable kernel memory.
         unsafe { core::ptr::write_volatile(p.cast::<T>(), value) };
         Ok(())
     }
 
     /// Copies `dst.len()` bytes at `offset` into kernel memory.
     ///
+    /// The helper may write the range during the copy (a hostile or buggy one): each byte
+    /// copied is then old or new, and the caller checks the copy, never the source. The copy
+    /// is the kernel's `memcpy` (`httpblk_copy_shared`), as C code copies memory it shares
+    /// with userspace, not a Rust copy, for which a concurrent write would be a data race.
+    ///
     /// # Errors
     /// `EINVAL` when the range is not inside the region.
     pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) -> Result {
         let p = self.at(offset, dst.len())?;
-        // SAFETY: source in bounds; `dst` is a distinct kernel buffer.
-        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        // SAFETY: The source range is inside the region (`at`), which lives as long as
+        // `self`; `dst` is a distinct kernel buffer of `dst.len()` bytes.
+        unsafe {
+            helpers::httpblk_copy_shared(dst.as_mut_ptr().cast(), p.cast_const().cast(), dst.len())
+        };
         Ok(())
     }
 
@@ -117,7 +125,7 @@ impl SharedRegion {
     /// # Safety
     /// `vma` must be the VMA of an mmap() call in progress.
     pub(crate) unsafe fn map(&self, vma: *mut bindings::vm_area_struct, read_only: bool) -> Result {
-        // SAFETY: the caller passes a live VMA.
+        // SAFETY: The caller passes a live VMA.
         let (start, end) = unsafe {
             let range = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
             (range.vm_start, range.vm_end)
@@ -125,7 +133,7 @@ impl SharedRegion {
         if end.saturating_sub(start) > self.len {
             return Err(EINVAL);
         }
-        // SAFETY: live VMA, see above.
+        // SAFETY: Live VMA, see above.
         kernel::error::to_result(unsafe { helpers::httpblk_vma_prepare(vma, read_only) })?;
         // SAFETY: `ptr` is a vmalloc_user area of `len` bytes; the size was checked.
         kernel::error::to_result(unsafe {
@@ -136,7 +144,7 @@ impl SharedRegion {
 
 impl Drop for SharedRegion {
     fn drop(&mut self) {
-        // SAFETY: by the invariant; pages still mapped by the helper keep their own references.
+        // SAFETY: By the invariant; pages still mapped by the helper keep their own references.
         unsafe { helpers::vfree(self.ptr.as_ptr().cast()) };
     }
 }

@@ -52,11 +52,11 @@ impl<T: Ticked> Tick<T> {
         let r = unsafe { helpers::httpblk_tick_setup(Some(callback::<T>)) };
         if let Err(e) = kernel::error::to_result(r) {
             TARGET.store(core::ptr::null_mut(), Ordering::Release);
-            // SAFETY: from `into_foreign` above; no tick was set up to use it.
+            // SAFETY: From `into_foreign` above; no tick was set up to use it.
             drop(unsafe { Arc::<T>::from_foreign(p) });
             return Err(e);
         }
-        // INVARIANT: target stored and tick set up above.
+        // INVARIANT: Target stored and tick set up above.
         Ok(Tick(PhantomData))
     }
 }
@@ -76,11 +76,11 @@ pub(crate) fn ensure() {
 
 impl<T: Ticked> Drop for Tick<T> {
     fn drop(&mut self) {
-        // SAFETY: by the invariant the tick is set up; after teardown no callback runs.
+        // SAFETY: By the invariant the tick is set up; after teardown no callback runs.
         unsafe { helpers::httpblk_tick_teardown() };
         let p = TARGET.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !p.is_null() {
-            // SAFETY: from `into_foreign` in `start`; no callback uses it any more.
+            // SAFETY: From `into_foreign` in `start`; no callback uses it any more.
             drop(unsafe { Arc::<T>::from_foreign(p) });
         }
     }
@@ -93,11 +93,11 @@ unsafe extern "C" fn callback<T: Ticked>() {
     if p.is_null() {
         return;
     }
-    // SAFETY: set by `Tick::start`; `Tick::drop` clears it only after the work item stopped.
+    // SAFETY: Set by `Tick::start`; `Tick::drop` clears it only after the work item stopped.
     let target: ArcBorrow<'_, T> = unsafe { Arc::<T>::borrow(p) };
     let _noio = NoIo::begin();
     if target.tick() {
-        // SAFETY: the tick is set up (we run in it).
+        // SAFETY: The tick is set up (we run in it).
         unsafe { helpers::httpblk_tick_arm(period() as c_ulong) };
     }
 }
