@@ -1,7 +1,8 @@
 //! The command line tells the truth (issue 23): a closed pipe ends a command quietly, as it
 //! ends coreutils, never with a panic; arguments that cannot work are refused with what would
 //! (an index digest of the wrong form, a device that is none, a URL scheme that is not
-//! HTTP); `-o -` is standard output.
+//! HTTP); `-o -` is standard output; `create` reuses only block files that hold their block, and
+//! replaces an index of another image only with `--force`.
 
 mod common;
 use common::*;
@@ -9,6 +10,7 @@ use common::*;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -228,4 +230,92 @@ fn only_http_and_file_urls_are_images() {
         "{}",
         stderr_of(&r)
     );
+}
+
+fn block_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(block_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn create_repairs_a_tampered_block_file_of_the_right_length() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 256 << 10, 41);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536", "--codec", "none"]);
+    let files = block_files(&store.join("blocks"));
+    let victim = &files[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(victim, &bytes).unwrap();
+    let out = run_ok(bin().args([
+        "create",
+        src.to_str().unwrap(),
+        store.to_str().unwrap(),
+        "--block-size",
+        "65536",
+        "--codec",
+        "none",
+    ]));
+    assert!(
+        out.contains("repaired       1 damaged block files"),
+        "{out}"
+    );
+    assert_ne!(
+        std::fs::read(victim).unwrap(),
+        bytes,
+        "the tampered file is still there"
+    );
+    let copy = bin()
+        .args(["cat", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", stderr_of(&copy));
+    assert_eq!(copy.stdout, std::fs::read(&src).unwrap());
+}
+
+#[test]
+fn create_keeps_an_index_of_another_image_without_force() {
+    let t = tempfile::tempdir().unwrap();
+    let a = image(t.path(), "a", 256 << 10, 42);
+    let b = image(t.path(), "b", 256 << 10, 44); // not 43: image() takes seed | 1
+    let store = t.path().join("st");
+    let st = store.to_str().unwrap();
+    // `--name disk.hbi` names disk.hbi, not disk.hbi.hbi.
+    run_ok(bin().args(["create", a.to_str().unwrap(), st, "--name", "disk.hbi"]));
+    assert!(store.join("disk.hbi").is_file());
+    assert!(!store.join("disk.hbi.hbi").exists());
+    let index_a = std::fs::read(store.join("disk.hbi")).unwrap();
+    // The same image again: rewritten in place, no --force needed.
+    run_ok(bin().args(["create", a.to_str().unwrap(), st, "--name", "disk"]));
+    // Another image under that name: refused, the index left as it was.
+    let r = run(bin().args(["create", b.to_str().unwrap(), st, "--name", "disk"]));
+    assert!(!r.status.success());
+    assert!(
+        stderr_of(&r).contains("already indexes another image"),
+        "{}",
+        stderr_of(&r)
+    );
+    assert_eq!(std::fs::read(store.join("disk.hbi")).unwrap(), index_a);
+    run_ok(bin().args([
+        "create",
+        b.to_str().unwrap(),
+        st,
+        "--name",
+        "disk",
+        "--force",
+    ]));
+    let copy = bin().args(["cat", st]).output().unwrap();
+    assert!(copy.status.success(), "{}", stderr_of(&copy));
+    assert_eq!(copy.stdout, std::fs::read(&b).unwrap());
 }

@@ -25,6 +25,17 @@ pub struct Options {
     pub hash: HashAlg,
     /// Index name: the index is written to `OUTDIR/NAME.hbi`.
     pub name: String,
+    /// Replace `OUTDIR/NAME.hbi` when it indexes another image (the same image is always
+    /// rewritten in place).
+    pub force: bool,
+}
+
+/// The index name `arg` means: a trailing `.hbi` is the suffix, not part of the name
+/// (`--name disk.hbi` writes `disk.hbi`, not `disk.hbi.hbi`).
+pub fn index_name(arg: &str) -> &str {
+    arg.strip_suffix(INDEX_SUFFIX)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(arg)
 }
 
 /// Checks an index name: the index is written to `OUTDIR/NAME.hbi`, so a name must not leave
@@ -108,10 +119,11 @@ enum Outcome {
     Repaired(crate::store::Staged),
 }
 
-/// The stored length of the block file at `path` if it is there and fits a block of
-/// `raw_len` bytes (length in range, header intact and for that length); `None` if absent;
-/// the reason if damaged.
-fn existing_block(path: &Path, raw_len: usize, block_size: usize) -> Result<Option<u32>, String> {
+/// The stored length of the block file at `path` if it is there and holds exactly `raw`
+/// (length in range, header intact, and its content decoded and compared: a file of the
+/// right length and header but other bytes, tampered with or damaged, is not reused);
+/// `None` if absent; the reason if damaged.
+fn existing_block(path: &Path, raw: &[u8], block_size: usize) -> Result<Option<u32>, String> {
     let max = block::max_file_len(block_size);
     let file = match read_bounded(path, max) {
         Ok(f) => f,
@@ -119,13 +131,39 @@ fn existing_block(path: &Path, raw_len: usize, block_size: usize) -> Result<Opti
         Err(e) => return Err(e.to_string()),
     };
     let h = block::parse_header(&file).map_err(|e| e.to_string())?;
-    if h.raw_len as usize != raw_len {
+    if h.raw_len as usize != raw.len() {
         return Err(format!(
-            "header says {} bytes, the block has {raw_len}",
-            h.raw_len
+            "header says {} bytes, the block has {}",
+            h.raw_len,
+            raw.len()
         ));
     }
+    let mut decoded = vec![0u8; raw.len()];
+    block::decode_into(&file, &mut decoded).map_err(|e| e.to_string())?;
+    if decoded != raw {
+        return Err("its content is not the block its name says".into());
+    }
     Ok(Some(file.len() as u32))
+}
+
+/// Fails when `path` holds an index other than `bytes` (of another image, or of this one
+/// made with other settings): replacing it would silently repoint every client of that name.
+/// The block files written meanwhile are harmless (named by content, shared by any index).
+fn refuse_other_index(path: &Path, bytes: &[u8]) -> Result<()> {
+    let old = match read_bounded(path, bytes.len() + 1) {
+        Ok(old) => old,
+        Err(Error::NotFound { .. }) => return Ok(()),
+        // Larger than this index, or unreadable: not this image's index either way.
+        Err(_) => Vec::new(),
+    };
+    if old == bytes {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{} already indexes another image: give --force to replace it, or another --name \
+         (this image's blocks are stored)",
+        path.display()
+    )))
 }
 
 /// Blocks read and processed together; bounds memory to two batches in flight.
@@ -241,14 +279,14 @@ pub fn create_from(
                 Some(_) => {}
             }
         }
-        // Existing block files are used only when their length and header fit this block;
-        // a damaged one (truncated, emptied by a crash) is written again, atomically.
+        // Existing block files are used only when they decode to this very block; a damaged
+        // one (truncated, emptied by a crash, tampered with) is written again, atomically.
         let written: Vec<Result<(usize, u32, Outcome)>> = todo
             .par_iter()
             .map(|&i| {
                 let d = digests[i].as_ref().unwrap();
                 let path = outdir.join(block_rel_path(d));
-                let repair = match existing_block(&path, chunks[i].len(), bs) {
+                let repair = match existing_block(&path, chunks[i], bs) {
                     Ok(Some(len)) => return Ok((i, len, Outcome::Kept)),
                     Ok(None) => false,
                     Err(why) => {
@@ -313,6 +351,9 @@ pub fn create_from(
     };
     let bytes = index.to_bytes();
     let index_path = outdir.join(format!("{}{INDEX_SUFFIX}", opts.name));
+    if !opts.force {
+        refuse_other_index(&index_path, &bytes)?;
+    }
     replace_file(&index_path, &bytes)?;
     // The renames of this run's block files, durable with the index.
     sync_fs(outdir)?;

@@ -89,6 +89,7 @@ fn store(root: &Path, name: &str, bytes: &[u8]) -> (PathBuf, Index) {
         codec: Codec::None,
         hash: HashAlg::Sha256,
         name: "img".into(),
+        force: false,
     };
     let c = create_from(
         Box::new(std::io::Cursor::new(bytes.to_vec())),

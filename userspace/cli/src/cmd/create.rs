@@ -23,14 +23,18 @@ pub struct Args {
     codec: CodecArg,
     #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
     hash: HashArg,
-    /// Index name (OUTDIR/NAME.hbi); defaults to the source's file name.
+    /// Index name (OUTDIR/NAME.hbi; a trailing .hbi is the suffix); defaults to the
+    /// source's file name.
     #[arg(long)]
     name: Option<String>,
+    /// Replace OUTDIR/NAME.hbi when it indexes another image.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: Args) -> Result<i32> {
     let name = match a.name {
-        Some(n) => n,
+        Some(n) => create::index_name(&n).to_string(),
         None => a
             .source
             .file_stem()
@@ -43,6 +47,7 @@ pub fn run(a: Args) -> Result<i32> {
         codec: a.codec.into(),
         hash: a.hash.into(),
         name,
+        force: a.force,
     };
     let size = create::source_size(&a.source)?;
     let pb = progress::bar(size, "create");

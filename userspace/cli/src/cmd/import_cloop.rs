@@ -22,12 +22,19 @@ pub struct Args {
     codec: CodecArg,
     #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
     hash: HashArg,
-    /// Index name; defaults to the cloop file's name.
+    /// Index name (a trailing .hbi is the suffix); defaults to the cloop file's name.
     #[arg(long)]
     name: Option<String>,
+    /// Replace OUTDIR/NAME.hbi when it indexes another image.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    let a = Args {
+        name: a.name.map(|n| create::index_name(&n).to_string()),
+        ..a
+    };
     if let Some(n) = &a.name {
         create::check_name(n)?;
     }
@@ -51,6 +58,7 @@ pub fn run(a: Args) -> Result<i32> {
         codec: a.codec.into(),
         hash: a.hash.into(),
         name,
+        force: a.force,
     };
     eprintln!(
         "cloop V{}: {} bytes in blocks of {}",
