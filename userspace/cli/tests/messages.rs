@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Waits for `child` at most 60 s (then kills it and fails): every test here is bounded.
@@ -318,4 +318,28 @@ fn create_keeps_an_index_of_another_image_without_force() {
     let copy = bin().args(["cat", st]).output().unwrap();
     assert!(copy.status.success(), "{}", stderr_of(&copy));
     assert_eq!(copy.stdout, std::fs::read(&b).unwrap());
+}
+
+#[test]
+fn create_names_a_source_that_is_no_image() {
+    let t = tempfile::tempdir().unwrap();
+    let st = t.path().join("st");
+    let r = run(bin().args(["create", t.path().to_str().unwrap(), st.to_str().unwrap()]));
+    assert!(!r.status.success());
+    assert!(stderr_of(&r).contains("a directory"), "{}", stderr_of(&r));
+    assert!(
+        !stderr_of(&r).contains("9223372036854775807"),
+        "{}",
+        stderr_of(&r)
+    );
+    let fifo = t.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let r = run(bin().args(["create", fifo.to_str().unwrap(), st.to_str().unwrap()]));
+    assert!(!r.status.success());
+    assert!(stderr_of(&r).contains("a pipe"), "{}", stderr_of(&r));
+    assert!(!stderr_of(&r).contains("Illegal seek"), "{}", stderr_of(&r));
 }

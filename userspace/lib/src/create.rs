@@ -171,6 +171,23 @@ const BATCH_BYTES: usize = 32 << 20;
 
 /// Size of a source file or block device, checked.
 pub fn source_size(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path).at(path)?.file_type();
+    if !kind.is_file() && !kind.is_block_device() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a pipe"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::BadSource(format!(
+            "{}: {what}: give an image file or a block device (its size must be known)",
+            path.display()
+        )));
+    }
     let mut f = File::open(path).at(path)?;
     let size = f.seek(SeekFrom::End(0)).at(path)?;
     if size == 0 {

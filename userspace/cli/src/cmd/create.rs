@@ -33,6 +33,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    let block_shift = Options::block_shift_of(a.block_size)?;
+    // The source before its name: a directory's name makes a poor index name.
+    let size = create::source_size(&a.source)?;
     let name = match a.name {
         Some(n) => create::index_name(&n).to_string(),
         None => a
@@ -43,13 +46,12 @@ pub fn run(a: Args) -> Result<i32> {
     };
     create::check_name(&name)?;
     let opts = Options {
-        block_shift: Options::block_shift_of(a.block_size)?,
+        block_shift,
         codec: a.codec.into(),
         hash: a.hash.into(),
         name,
         force: a.force,
     };
-    let size = create::source_size(&a.source)?;
     let pb = progress::bar(size, "create");
     let started = std::time::Instant::now();
     let c = create::create(&a.source, &a.outdir, &opts, &|n| pb.set_position(n))?;

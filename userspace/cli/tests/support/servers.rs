@@ -198,6 +198,7 @@ impl Drop for Nginx {
 /// Squid as a forward proxy with a memory cache, on a free loopback port.
 pub struct Squid {
     child: Child,
+    service: String,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -243,8 +244,11 @@ impl Squid {
             ),
         )
         .unwrap();
+        // Squid names its shared memory after its service name: two squids
+        // under one name (parallel tests, a killed run's leftovers) collide.
+        let service = format!("httpblk{}x{port}", std::process::id());
         let mut child = Command::new(squid)
-            .args(["-N", "-f", conf.to_str().unwrap()])
+            .args(["-N", "-n", &service, "-f", conf.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
             .spawn()
@@ -252,6 +256,7 @@ impl Squid {
         wait_port_for(port, 20, &mut child, "squid", &dir.join("cache.log"));
         Some(Squid {
             child,
+            service,
             port,
             dir: dir.to_path_buf(),
         })
@@ -288,5 +293,14 @@ impl Drop for Squid {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A killed squid leaves its segments in /dev/shm.
+        let prefix = format!("{}-", self.service);
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 }
