@@ -145,7 +145,7 @@ fn stalled_bodies_are_retried_and_requests_say_who_asks() {
         "{}",
         stderr_of(&r)
     );
-    // A server whose blocks never arrive: verify says unreachable, not corrupt.
+    // A server whose blocks never arrive: verify says unreachable, not corrupt (exit 3).
     let stuck = Flaky::start(
         t.path().join("st"),
         Behaviour {
@@ -157,7 +157,7 @@ fn stalled_bodies_are_retried_and_requests_say_who_asks() {
     let r = run(bin()
         .args(["verify", &stuck.url("img.hbi"), "--retries", "0"])
         .args(["--request-timeout-ms", "200"]));
-    assert_eq!(r.status.code(), Some(2), "{}", stderr_of(&r));
+    assert_eq!(r.status.code(), Some(3), "{}", stderr_of(&r));
     let text = String::from_utf8_lossy(&r.stdout);
     assert!(text.contains("unreachable: blocks"), "{text}");
     assert!(!text.contains("corrupt"), "{text}");

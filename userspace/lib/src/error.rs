@@ -94,6 +94,23 @@ impl Error {
         }
     }
 
+    /// See `FetchError::telling`: a name that did not resolve says more than a refused
+    /// connection, bad content (wrong digest, bad index) most.
+    pub fn telling(&self) -> u8 {
+        match self {
+            Error::Fetch { kind, .. } => kind.telling(),
+            Error::Dns { .. } => 1,
+            _ => 5,
+        }
+    }
+
+    /// Keeps in `worst` the more telling of it and `e` (the newer on a tie).
+    pub fn keep_telling(worst: &mut Option<Error>, e: Error) {
+        if worst.as_ref().is_none_or(|w| e.telling() >= w.telling()) {
+            *worst = Some(e);
+        }
+    }
+
     /// What a server's `Retry-After` asked for.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -326,70 +326,84 @@ impl Mirrors {
             index_sha256: String::new(),
             recent: Mutex::new(VecDeque::new()),
         };
+        // The most telling failure over every mirror and address is what the user sees.
+        let mut worst: Option<Error> = None;
         for i in 0..set.mirrors.len() {
             if let Err(e) = set.resolve(i).await {
                 tracing::warn!("mirror {}: {e}", set.mirrors[i].shown);
+                Error::keep_telling(&mut worst, e);
             }
         }
-        // The index from every mirror: all that answer must agree. Rounds of retries with
-        // backoff while none has answered (a flaky single server).
+        // The index from every mirror: all that answer must agree, and with the one pinned.
+        // Rounds of retries with backoff while none has answered and one may yet (a flaky
+        // single server); an address whose answer no retry changes (404, TLS) is not asked
+        // again, and one that serves another index than the pinned one is skipped.
         let mut agreed: Option<(String, Bytes, String)> = None;
-        let mut last_err = None;
+        let mut hopeless: Vec<Arc<Endpoint>> = Vec::new();
         let mut round = 0;
         loop {
-            let mut retryable = false;
+            let mut retryable = None;
             for m in &set.mirrors {
                 let endpoints = m.endpoints.lock().unwrap().clone();
                 for ep in endpoints {
-                    if ep.health() == Health::Up {
+                    if ep.health() != Health::Unverified
+                        || hopeless.iter().any(|h| Arc::ptr_eq(h, &ep))
+                    {
                         continue;
                     }
-                    match set.get_index(&ep).await {
-                        Ok(raw) => {
-                            let sha = sha256_hex(&raw);
-                            if let Some((want, _, from)) = &agreed {
-                                if *want != sha {
-                                    return Err(Error::Invalid(format!(
-                                        "mirror {} serves another image than {from}: index sha256 {sha}, not {want}",
-                                        m.shown
-                                    )));
-                                }
-                            } else {
-                                if let Some(p) = pin {
-                                    if !p.eq_ignore_ascii_case(&sha) {
-                                        return Err(Error::IndexDigestMismatch {
-                                            expected: p.to_lowercase(),
-                                            actual: sha,
-                                        });
-                                    }
-                                }
-                                agreed = Some((sha, raw, m.shown.clone()));
-                            }
-                            ep.state.lock().unwrap().health = Health::Up;
-                            break;
-                        }
+                    let raw = match set.get_index(&ep).await {
+                        Ok(raw) => raw,
                         Err(e) => {
                             tracing::warn!("mirror {} at {}: {e}", m.shown, ep.label());
-                            retryable |= e.is_retryable();
                             ep.state.lock().unwrap().last_error = e.to_string();
-                            last_err = Some(e);
+                            if e.is_retryable() {
+                                retryable = e.retry_after().or(retryable).or(Some(Duration::ZERO));
+                            } else {
+                                hopeless.push(ep.clone());
+                            }
+                            Error::keep_telling(&mut worst, e);
+                            continue;
                         }
+                    };
+                    let sha = sha256_hex(&raw);
+                    if let Some(p) = pin.filter(|p| !p.eq_ignore_ascii_case(&sha)) {
+                        let e = Error::IndexDigestMismatch {
+                            expected: p.to_lowercase(),
+                            actual: sha,
+                        };
+                        tracing::warn!("mirror {} at {}: skipped: {e}", m.shown, ep.label());
+                        let mut st = ep.state.lock().unwrap();
+                        st.health = Health::WrongImage;
+                        st.last_error = e.to_string();
+                        drop(st);
+                        Error::keep_telling(&mut worst, e);
+                        continue;
                     }
+                    if let Some((want, _, from)) = &agreed {
+                        if *want != sha {
+                            return Err(Error::Invalid(format!(
+                                "mirror {} serves another image than {from}: index sha256 {sha}, not {want} (pin one with --index-digest)",
+                                m.shown
+                            )));
+                        }
+                    } else {
+                        agreed = Some((sha, raw, m.shown.clone()));
+                    }
+                    ep.state.lock().unwrap().health = Health::Up;
+                    break;
                 }
             }
-            if agreed.is_some() || !retryable || round >= set.config.retries {
+            let Some(retry_after) = retryable else { break };
+            if agreed.is_some() || round >= set.config.retries {
                 break;
             }
             round += 1;
-            tokio::time::sleep(backoff(
-                round,
-                last_err.as_ref().and_then(Error::retry_after),
-            ))
-            .await;
+            let pause = Some(retry_after).filter(|d| !d.is_zero());
+            tokio::time::sleep(backoff(round, pause)).await;
         }
         let Some((sha, raw, _)) = agreed else {
             return Err(
-                last_err.unwrap_or_else(|| Error::Invalid("no mirror could be resolved".into()))
+                worst.unwrap_or_else(|| Error::Invalid("no mirror could be resolved".into()))
             );
         };
         let index = Index::parse(&raw)?;
@@ -634,7 +648,9 @@ impl Mirrors {
         // 403, a certificate error).
         let mut tried: Vec<Arc<Endpoint>> = avoid.iter().cloned().collect();
         let mut hopeless: Vec<Arc<Endpoint>> = Vec::new();
-        let mut last_err: Option<Error> = None;
+        // Reported: the most telling failure; `pause`: set once something failed.
+        let mut worst: Option<Error> = None;
+        let mut pause: Option<Option<Duration>> = None;
         let mut round = 0;
         for _ in 0..=self.config.retries {
             let ep = match self.pick(&tried, true) {
@@ -645,9 +661,9 @@ impl Mirrors {
                     let Some(ep) = self.pick(&tried, true) else {
                         break;
                     };
-                    if let Some(e) = &last_err {
+                    if let Some(retry_after) = pause {
                         round += 1;
-                        tokio::time::sleep(backoff(round, e.retry_after())).await;
+                        tokio::time::sleep(backoff(round, retry_after)).await;
                     }
                     ep
                 }
@@ -660,11 +676,13 @@ impl Mirrors {
                     if !e.is_retryable() {
                         hopeless.push(ep);
                     }
-                    last_err = Some(e);
+                    // The pause obeys the latest answer's Retry-After.
+                    pause = Some(e.retry_after());
+                    Error::keep_telling(&mut worst, e);
                 }
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::Invalid(format!("{rel}: no live mirror"))))
+        Err(worst.unwrap_or_else(|| Error::Invalid(format!("{rel}: no live mirror"))))
     }
 
     /// Probes down and unverified endpoints and re-resolves names whose answer expired or

@@ -16,7 +16,14 @@ const MIN_TTL: Duration = Duration::from_secs(1);
 
 pub struct Resolver {
     inner: TokioResolver,
+    /// The system's resolver: /etc/hosts first, as getaddrinfo does.
+    hosts_file: bool,
 }
+
+/// Where the system lists its static host names.
+const HOSTS: &str = "/etc/hosts";
+/// How long an answer from the hosts file holds before it is read again.
+const HOSTS_TTL: Duration = Duration::from_secs(5);
 
 /// One resolution: the addresses and until when they hold.
 pub struct Answer {
@@ -28,6 +35,7 @@ impl Resolver {
     /// A resolver asking `server` (ADDR:PORT), or the system's name servers (/etc/resolv.conf).
     pub fn new(server: Option<SocketAddr>) -> Result<Resolver> {
         let provider = TokioConnectionProvider::default();
+        let hosts_file = server.is_none();
         let mut builder = match server {
             Some(s) => {
                 let group = NameServerConfigGroup::from_ips_clear(&[s.ip()], s.port(), true);
@@ -43,15 +51,29 @@ impl Resolver {
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         // Expiry is ours to track; a cache here would hide a changed answer.
         opts.cache_size = 0;
+        // Ours to read: hickory's adds ::1 to a localhost the file lists only as 127.0.0.1.
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         opts.timeout = Duration::from_secs(2);
         opts.attempts = 2;
         Ok(Resolver {
             inner: builder.build(),
+            hosts_file,
         })
     }
 
     /// Every address of `host`.
     pub async fn lookup(&self, host: &str) -> Result<Answer> {
+        if self.hosts_file {
+            let listed = std::fs::read_to_string(HOSTS)
+                .map(|text| hosts_lookup(&text, host))
+                .unwrap_or_default();
+            if !listed.is_empty() {
+                return Ok(Answer {
+                    addrs: listed,
+                    valid_until: Instant::now() + HOSTS_TTL,
+                });
+            }
+        }
         let found = self.inner.lookup_ip(host).await.map_err(|e| Error::Dns {
             host: host.to_string(),
             reason: e.to_string(),
@@ -67,5 +89,46 @@ impl Resolver {
         }
         let valid_until = found.valid_until().max(Instant::now() + MIN_TTL);
         Ok(Answer { addrs, valid_until })
+    }
+}
+
+/// Every address hosts-file `text` gives `host` (names compare without case or a final dot).
+fn hosts_lookup(text: &str, host: &str) -> Vec<IpAddr> {
+    let want = host.trim_end_matches('.');
+    let mut addrs = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let Some(Ok(ip)) = fields.next().map(str::parse::<IpAddr>) else {
+            continue;
+        };
+        if fields.any(|n| n.trim_end_matches('.').eq_ignore_ascii_case(want))
+            && !addrs.contains(&ip)
+        {
+            addrs.push(ip);
+        }
+    }
+    addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hosts_lookup;
+
+    #[test]
+    fn hosts_file_answers_as_getaddrinfo_does() {
+        let text = "# comment\n127.0.0.1 localhost vm\n::1 ip6-localhost\n\
+                    10.0.0.7\tMirror.Example. mirror # pinned\nbogus line\n10.0.0.8 mirror.example\n";
+        let ips = |h| {
+            hosts_lookup(text, h)
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ips("localhost"), ["127.0.0.1"]);
+        assert_eq!(ips("mirror.example."), ["10.0.0.7", "10.0.0.8"]);
+        assert_eq!(ips("MIRROR"), ["10.0.0.7"]);
+        assert!(ips("comment").is_empty());
+        assert!(ips("other").is_empty());
     }
 }

@@ -38,7 +38,7 @@ pub struct Args {
     foreground: bool,
     /// Concurrent fetches (ring slots), 1 to 256 [default and upper bound: the module's
     /// max_inflight parameter].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, visible_alias = "jobs", value_parser = clap::value_parser!(u32).range(1..=256))]
     max_inflight: Option<u32>,
     /// A read fails with EIO after this long without its block, 100 to 600000
     /// [default: the module's io_timeout_ms parameter].

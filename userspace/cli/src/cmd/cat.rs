@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Blocks fetched concurrently.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, visible_alias = "max-inflight", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs: u32,
     #[command(flatten)]
     http: HttpArgs,

@@ -86,6 +86,22 @@ impl FetchError {
         )
     }
 
+    /// How much the failure says about the file, for picking the one to report among
+    /// several addresses and mirrors: a server's answer beats a broken transfer, which beats
+    /// no connection at all.
+    pub fn telling(&self) -> u8 {
+        match self {
+            FetchError::Connect(_) => 0,
+            FetchError::Timeout { .. } => 1,
+            FetchError::ShortBody { .. } | FetchError::Body(_) | FetchError::Other(_) => 2,
+            FetchError::Status { status, .. } if *status >= 500 => 3,
+            FetchError::Status { .. }
+            | FetchError::Tls(_)
+            | FetchError::Redirect(_)
+            | FetchError::TooLong { .. } => 4,
+        }
+    }
+
     pub fn is_missing(&self) -> bool {
         matches!(
             self,
