@@ -85,6 +85,9 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    if cli.quiet > 0 {
+        progress::hide();
+    }
     let result = match cli.command {
         Command::Create(a) => cmd::create::run(a),
         Command::Serve(a) => cmd::serve::run(a),

@@ -1,11 +1,19 @@
-//! A progress bar on a terminal, nothing otherwise.
+//! A progress bar on a terminal, nothing otherwise (nor with `-q`).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+static HIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// No bars from here on (`-q`: errors only).
+pub fn hide() {
+    HIDDEN.store(true, Ordering::Relaxed);
+}
+
 pub fn bar(total: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if HIDDEN.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(total);

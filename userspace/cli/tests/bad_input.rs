@@ -96,7 +96,8 @@ fn local_files_are_checked_before_they_are_read() {
         "{}",
         stderr_of(&r)
     );
-    // An index larger than any valid one (sparse: nothing is written) is refused by size.
+    // A 1 TiB file of zeros (sparse: nothing is written) is refused by its header, and a
+    // real index grown to 1 TiB by the length its header gives; neither is read through.
     let big = t.path().join("big.hbi");
     std::fs::File::create(&big)
         .unwrap()
@@ -104,10 +105,25 @@ fn local_files_are_checked_before_they_are_read() {
         .unwrap();
     let r = run(bin().args(["cat", big.to_str().unwrap(), "-o", "/dev/null"]));
     assert!(!r.status.success());
+    let e = stderr_of(&r);
+    assert!(e.contains("big.hbi") && e.contains("bad magic"), "{e}");
+    let src = image(t.path(), "img", 64 << 10, 65);
+    let store = t.path().join("st");
+    create(&src, &store, &[]);
+    let index = store.join("img.hbi");
+    let len = std::fs::metadata(&index).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let r = run(bin().args(["cat", index.to_str().unwrap(), "-o", "/dev/null"]));
+    assert!(!r.status.success());
+    let e = stderr_of(&r);
     assert!(
-        stderr_of(&r).contains("expected at most"),
-        "{}",
-        stderr_of(&r)
+        e.contains("img.hbi") && e.contains(&format!("its header says {len}")),
+        "{e}"
     );
     assert!(t0.elapsed() < Duration::from_secs(5));
 }

@@ -24,7 +24,7 @@ fn https_http2_and_certificate_errors() {
     let src = image(t.path(), "img", 4 << 20, 21);
     let store = t.path().join("st");
     let digest = create(&src, &store, &["--block-size", "65536"]);
-    let [p2, p1, pold, pother] = [free_port(), free_port(), free_port(), free_port()];
+    let [p2, p1, pold, pother, pself] = [(); 5].map(|()| free_port());
     let tls = |port: u16, h2: &str, cert: &std::path::Path, key: &std::path::Path| {
         format!(
             "server {{ listen 127.0.0.1:{port} ssl {h2}; ssl_certificate {}; \
@@ -39,10 +39,15 @@ fn https_http2_and_certificate_errors() {
         tls(p1, "", &good, &good_key),
         tls(pold, "", &old, &old_key),
         tls(pother, "", &other, &other_key),
+        // The CA's own certificate (self-signed, CA:TRUE) as a server's.
+        tls(pself, "", &ca.ca, &ca.dir.join("ca.key")),
     ]
     .join(" ");
-    let Some(nginx) = Nginx::start(&t.path().join("nginx"), &servers, &[p2, p1, pold, pother])
-    else {
+    let Some(nginx) = Nginx::start(
+        &t.path().join("nginx"),
+        &servers,
+        &[p2, p1, pold, pother, pself],
+    ) else {
         return;
     };
     let url = |port: u16| format!("https://127.0.0.1:{port}/img.hbi");
@@ -101,6 +106,11 @@ fn https_http2_and_certificate_errors() {
         (p2, vec![], "not signed by a trusted CA"),
         (pold, vec!["--ca-cert", ca_arg], "expired"),
         (pother, vec!["--ca-cert", ca_arg], "another host name"),
+        (
+            pself,
+            vec!["--ca-cert", ca_arg],
+            "is a CA certificate (CA:TRUE)",
+        ),
     ] {
         let t0 = std::time::Instant::now();
         let r = cat(port, &args);
@@ -113,6 +123,15 @@ fn https_http2_and_certificate_errors() {
             "a certificate error was retried: {err}"
         );
     }
+    // https:// to a plain-HTTP port names the likely mistake.
+    let plain = Server::start(&store);
+    let r = run(bin().args(["cat", &plain.url("img.hbi").replace("http://", "https://")]));
+    assert!(!r.status.success());
+    assert!(
+        stderr_of(&r).contains("does not speak TLS on this port (plain HTTP? try http://)"),
+        "{}",
+        stderr_of(&r)
+    );
     let r = cat(p2, &["--ca-cert", "/nonexistent/ca.pem"]);
     assert!(
         stderr_of(&r).contains("--ca-cert /nonexistent/ca.pem"),

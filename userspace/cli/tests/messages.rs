@@ -343,3 +343,199 @@ fn create_names_a_source_that_is_no_image() {
     assert!(stderr_of(&r).contains("a pipe"), "{}", stderr_of(&r));
     assert!(!stderr_of(&r).contains("Illegal seek"), "{}", stderr_of(&r));
 }
+
+#[test]
+fn a_bad_index_is_named_and_refused_by_its_header() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 1 << 20, 93);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let good = std::fs::read(store.join("img.hbi")).unwrap();
+    // Garbage, a truncated index, a pipe: each refused with the file's name, none waited on.
+    std::fs::write(store.join("junk.hbi"), vec![0x5a; 3 << 20]).unwrap();
+    std::fs::write(store.join("short.hbi"), &good[..good.len() - 7]).unwrap();
+    let fifo = store.join("pipe.hbi");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for (name, says) in [
+        ("junk.hbi", "not an httpblk index (bad magic)"),
+        ("short.hbi", "its header says"),
+        ("pipe.hbi", "not a regular file"),
+    ] {
+        let path = store.join(name);
+        let child = bin()
+            .args(["cat", path.to_str().unwrap(), "-o", "/dev/null"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish(child);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{}: ", path.display())),
+            "{name}: {err}"
+        );
+        assert!(err.contains(says), "{name}: {err}");
+    }
+
+    // Over HTTP, a chunked body of garbage (no length to refuse it by) is dropped after its
+    // first bytes, not read up to the index size limit (144 MiB).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut c, _) = listener.accept().unwrap();
+        let mut req = [0; 4096];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let chunk = [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat();
+        let mut sent = 0usize;
+        while sent < 160 << 20 && c.write_all(&chunk).is_ok() {
+            sent += 0x4000;
+        }
+        sent
+    });
+    let url = format!("http://127.0.0.1:{port}/junk.hbi");
+    let child = bin()
+        .args(["cat", &url, "-o", "/dev/null", "--retries", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{url}: bad index: not an httpblk index")),
+        "{err}"
+    );
+    let sent = server.join().unwrap();
+    assert!(sent < 32 << 20, "{sent} bytes of garbage were read: {err}");
+}
+
+#[test]
+fn without_the_module_attach_says_so_first_and_status_is_empty() {
+    if Path::new("/dev/httpblk-control").exists() {
+        skip("httpblk.ko is loaded here: this checks a machine without it");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let run_dir = t.path().join("run");
+    // Nothing listens there: an attach that fetched the index first would say "connecting".
+    let r = run(bin()
+        .env("HTTPBLK_RUN_DIR", &run_dir)
+        .args(["attach", "http://127.0.0.1:1/img.hbi"]));
+    let err = stderr_of(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is httpblk.ko loaded? modprobe httpblk"),
+        "{err}"
+    );
+    assert!(!err.contains("connecting"), "{err}");
+    assert!(!run_dir.exists(), "attach left {run_dir:?}");
+
+    let r = run(bin().args(["status", "--json"]));
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("status --json is JSON");
+    assert_eq!(v, serde_json::json!([]));
+    let r = run(bin().arg("status"));
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("httpblk.ko is not loaded"),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}
+
+/// A server that answers the index at once and never answers a block request: a `cat` from
+/// it stays in progress until it is told to stop.
+fn stalling_server(index: Vec<u8>) -> u16 {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { return };
+            let index = index.clone();
+            std::thread::spawn(move || {
+                let mut req = [0; 4096];
+                let n = c.read(&mut req).unwrap_or(0);
+                let line = String::from_utf8_lossy(&req[..n]).to_string();
+                if line.split(' ').nth(1).is_some_and(|p| p.ends_with(".hbi")) {
+                    let head =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", index.len());
+                    let _ = c.write_all(head.as_bytes());
+                    let _ = c.write_all(&index);
+                }
+                std::thread::sleep(Duration::from_secs(30));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_interrupted_cat_leaves_no_partial_file() {
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 1 << 20, 94);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let port = stalling_server(std::fs::read(store.join("img.hbi")).unwrap());
+    let out_dir = t.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("disk.img");
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let child = bin()
+            .args(["cat", &format!("http://127.0.0.1:{port}/img.hbi")])
+            .args(["-o", target.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::fs::read_dir(&out_dir).unwrap().next().is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no output file appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let out = finish(child);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(code), "signal {sig}: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+        assert!(left.is_empty(), "signal {sig} left {left:?}");
+    }
+}
+
+#[test]
+fn quiet_draws_no_progress_bar() {
+    let Some(script) = tool("script") else {
+        skip("script (util-linux) is not installed: no terminal to draw on");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 4 << 20, 95);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let bin_path = env!("CARGO_BIN_EXE_httpblk");
+    let on_terminal = |q: &str| {
+        let cmd = format!(
+            "{bin_path} cat {} -o {} {q}",
+            store.join("img.hbi").display(),
+            t.path().join("out").display()
+        );
+        let r = run(Command::new(&script).args(["-qec", &cmd, "/dev/null"]));
+        assert!(r.status.success(), "{cmd}: {}", stderr_of(&r));
+        String::from_utf8_lossy(&r.stdout).to_string()
+    };
+    // On a terminal a bar is drawn (so the check below can fail) ...
+    assert!(on_terminal("").contains("cat ["), "no bar drawn at all");
+    // ... and none with -q or -qq.
+    for q in ["-q", "-qq"] {
+        let shown = on_terminal(q);
+        assert!(!shown.contains('['), "{q}: {shown:?}");
+    }
+}

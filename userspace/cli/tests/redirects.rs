@@ -26,7 +26,8 @@ fn redirects_are_followed_per_file_and_loops_refused() {
         "server {{ listen 127.0.0.1:{pa}; root {r}; {each} \
            location ~ ^/other/(.*)$ {{ return 302 http://127.0.0.1:{pb}/st/$1$is_args$args; }} \
            location ~ ^/loop/(.*)$ {{ return 302 /loop2/$1; }} \
-           location ~ ^/loop2/(.*)$ {{ return 302 /loop/$1; }} }} \
+           location ~ ^/loop2/(.*)$ {{ return 302 /loop/$1; }} \
+           location ~ ^/file/ {{ return 302 file:///etc/passwd; }} }} \
          server {{ listen 127.0.0.1:{pb}; root {r}; }}"
     );
     let Some(nginx) = Nginx::start(&t.path().join("nginx"), &servers, &[pa, pb]) else {
@@ -79,5 +80,16 @@ fn redirects_are_followed_per_file_and_loops_refused() {
     assert!(!r.status.success());
     let err = stderr_of(&r);
     assert!(err.contains("redirect loop"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "{err}");
+
+    // To a scheme never followed: the message says where it led, at once.
+    let t0 = std::time::Instant::now();
+    let r = cat(&format!("http://127.0.0.1:{pa}/file/img.hbi"));
+    assert!(!r.status.success());
+    let err = stderr_of(&r);
+    assert!(
+        err.contains("HTTP 302 to file:///etc/passwd not followed"),
+        "{err}"
+    );
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "{err}");
 }

@@ -104,6 +104,14 @@ impl Error {
         }
     }
 
+    /// A bad index's error naming the file or URL it came from; other errors unchanged.
+    pub fn in_file(self, name: &str) -> Error {
+        match self {
+            Error::BadIndex(r) => Error::BadIndex(format!("{name}: {r}")),
+            e => e,
+        }
+    }
+
     /// Keeps in `worst` the more telling of it and `e` (the newer on a tie).
     pub fn keep_telling(worst: &mut Option<Error>, e: Error) {
         if worst.as_ref().is_none_or(|w| e.telling() >= w.telling()) {

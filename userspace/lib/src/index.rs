@@ -75,12 +75,74 @@ impl Index {
         out
     }
 
+    /// Checks an index's header (its first `INDEX_HEADER_LEN` bytes, or all of a shorter
+    /// input) and returns the length the whole file must have, so that a reader can refuse
+    /// a file that is no index, or one of the wrong length, before reading the rest of it.
+    ///
+    /// # Errors
+    /// `BadIndex` naming the first violated rule.
+    pub fn expected_len(b: &[u8]) -> Result<usize> {
+        Ok(Header::parse(b)?.file_len())
+    }
+
     /// Parses and validates an index. Never panics; never allocates more than the input
     /// justifies (the entry count is checked against the input length first).
     ///
     /// # Errors
     /// `BadIndex` naming the first violated rule.
     pub fn parse(b: &[u8]) -> Result<Index> {
+        let h = Header::parse(b)?;
+        let Header {
+            image_size,
+            count,
+            block_shift,
+            hash,
+        } = h;
+        let entry_len = h.entry_len();
+        let body = &b[INDEX_HEADER_LEN..];
+        if body.len() as u64 != count * entry_len as u64 {
+            return Err(bad(format!(
+                "{} entry bytes, expected {} for {count} blocks",
+                body.len(),
+                count * entry_len as u64
+            )));
+        }
+        let max_stored = max_stored_len(block_shift) as u32;
+        let mut entries = Vec::with_capacity(count as usize);
+        for (i, chunk) in body.chunks_exact(entry_len).enumerate() {
+            let digest = BlockDigest::from_slice(&chunk[..hash.digest_len()]);
+            let stored_len = le_u32(chunk, hash.digest_len());
+            if stored_len == 0 {
+                if digest.as_bytes().iter().any(|&x| x != 0) {
+                    return Err(bad(format!("block {i}: zero block with a non-zero digest")));
+                }
+            } else if stored_len as usize <= BLOCK_HEADER_LEN || stored_len > max_stored {
+                return Err(bad(format!(
+                    "block {i}: stored length {stored_len} out of range"
+                )));
+            }
+            entries.push(Entry { digest, stored_len });
+        }
+        Ok(Index {
+            image_size,
+            block_shift,
+            hash,
+            entries,
+        })
+    }
+}
+
+/// The fixed-size start of an index, validated.
+#[derive(Clone, Copy)]
+struct Header {
+    image_size: u64,
+    count: u64,
+    block_shift: u8,
+    hash: HashAlg,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Result<Header> {
         if b.len() < INDEX_HEADER_LEN {
             return Err(bad(format!(
                 "truncated header: {} bytes, need {INDEX_HEADER_LEN}",
@@ -130,37 +192,21 @@ impl Index {
                 "{count} blocks exceed the limit of {MAX_BLOCKS}"
             )));
         }
-        let entry_len = hash.digest_len() + INDEX_ENTRY_LEN_FIELD;
-        let body = &b[INDEX_HEADER_LEN..];
-        if body.len() as u64 != count * entry_len as u64 {
-            return Err(bad(format!(
-                "{} entry bytes, expected {} for {count} blocks",
-                body.len(),
-                count * entry_len as u64
-            )));
-        }
-        let max_stored = max_stored_len(block_shift) as u32;
-        let mut entries = Vec::with_capacity(count as usize);
-        for (i, chunk) in body.chunks_exact(entry_len).enumerate() {
-            let digest = BlockDigest::from_slice(&chunk[..hash.digest_len()]);
-            let stored_len = le_u32(chunk, hash.digest_len());
-            if stored_len == 0 {
-                if digest.as_bytes().iter().any(|&x| x != 0) {
-                    return Err(bad(format!("block {i}: zero block with a non-zero digest")));
-                }
-            } else if stored_len as usize <= BLOCK_HEADER_LEN || stored_len > max_stored {
-                return Err(bad(format!(
-                    "block {i}: stored length {stored_len} out of range"
-                )));
-            }
-            entries.push(Entry { digest, stored_len });
-        }
-        Ok(Index {
+        Ok(Header {
             image_size,
+            count,
             block_shift,
             hash,
-            entries,
         })
+    }
+
+    fn entry_len(&self) -> usize {
+        self.hash.digest_len() + INDEX_ENTRY_LEN_FIELD
+    }
+
+    /// At most `INDEX_HEADER_LEN + MAX_BLOCKS * (64 + 4)`, which fits any usize we run on.
+    fn file_len(&self) -> usize {
+        INDEX_HEADER_LEN + self.count as usize * self.entry_len()
     }
 }
 

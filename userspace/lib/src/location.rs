@@ -16,7 +16,7 @@ use crate::http::Options;
 use crate::index::Index;
 use crate::mirrors::{Endpoint, Mirrors};
 use crate::store::{list_indexes, INDEX_SUFFIX};
-use crate::uapi::MAX_INDEX_LEN;
+use crate::uapi::INDEX_HEADER_LEN;
 use crate::{Error, Result};
 
 /// An image, as named on the command line.
@@ -43,10 +43,15 @@ pub struct Opened {
     pub raw: Bytes,
 }
 
-/// Reads a local file of at most `max_len` bytes, refusing anything else (a device, a pipe,
-/// a larger file) before reading it.
-pub fn read_bounded(path: &Path, max_len: usize) -> Result<Vec<u8>> {
-    let f = match std::fs::File::open(path) {
+/// Opens a local file of a store, refusing anything but a regular file (a pipe is opened
+/// without waiting for a writer, then refused).
+fn read_bounded_open(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotFound {
                 url: path.display().to_string(),
@@ -54,13 +59,53 @@ pub fn read_bounded(path: &Path, max_len: usize) -> Result<Vec<u8>> {
         }
         r => r.at(path)?,
     };
-    let meta = f.metadata().at(path)?;
-    if !meta.is_file() {
+    if !f.metadata().at(path)?.is_file() {
         return Err(Error::Invalid(format!(
             "{}: not a regular file",
             path.display()
         )));
     }
+    Ok(f)
+}
+
+/// Reads a local index file: its header first, so that a file that is no index, or one whose
+/// length is not the one its header gives, is refused before the rest is read. Errors name
+/// the file.
+pub fn read_index(path: &Path) -> Result<Vec<u8>> {
+    let name = path.display().to_string();
+    let mut f = read_bounded_open(path)?;
+    let mut head = Vec::with_capacity(INDEX_HEADER_LEN);
+    (&mut f)
+        .take(INDEX_HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .at(path)?;
+    let want = Index::expected_len(&head).map_err(|e| e.in_file(&name))?;
+    let len = f.metadata().at(path)?.len();
+    if len != want as u64 {
+        return Err(Error::BadIndex(format!(
+            "{name}: {len} bytes, its header says {want}"
+        )));
+    }
+    let mut raw = head;
+    raw.reserve_exact(want - raw.len());
+    // The file may grow meanwhile: never read past its length.
+    f.take((want - raw.len()) as u64)
+        .read_to_end(&mut raw)
+        .at(path)?;
+    if raw.len() != want {
+        return Err(Error::BadIndex(format!(
+            "{name}: shrank to {} bytes while read",
+            raw.len()
+        )));
+    }
+    Ok(raw)
+}
+
+/// Reads a local file of at most `max_len` bytes, refusing anything else (a device, a pipe,
+/// a larger file) before reading it.
+pub fn read_bounded(path: &Path, max_len: usize) -> Result<Vec<u8>> {
+    let f = read_bounded_open(path)?;
+    let meta = f.metadata().at(path)?;
     if meta.len() > max_len as u64 {
         return Err(Error::BadBlockFile(format!(
             "{}: {} bytes, expected at most {max_len}",
@@ -152,7 +197,7 @@ impl Location {
         };
         for l in all {
             if let Location::Dir { dir, index_name } = &l {
-                let raw = read_bounded(&dir.join(index_name), MAX_INDEX_LEN as usize)?;
+                let raw = read_index(&dir.join(index_name))?;
                 if sha256_hex(&raw).eq_ignore_ascii_case(pin) {
                     return Ok(l);
                 }
@@ -221,7 +266,7 @@ impl Location {
         match self {
             Location::Dir { dir, index_name } => {
                 let path = dir.join(index_name);
-                let raw = read_bounded(&path, MAX_INDEX_LEN as usize)?;
+                let raw = read_index(&path)?;
                 let actual = sha256_hex(&raw);
                 if let Some(expected) = pin {
                     if !expected.eq_ignore_ascii_case(&actual) {
@@ -233,7 +278,8 @@ impl Location {
                 }
                 Ok(Opened {
                     store: Store::Dir(dir.clone()),
-                    index: Index::parse(&raw)?,
+                    index: Index::parse(&raw)
+                        .map_err(|e| e.in_file(&path.display().to_string()))?,
                     index_sha256: actual,
                     raw: raw.into(),
                 })

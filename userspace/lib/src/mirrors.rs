@@ -29,7 +29,7 @@ use crate::digest::sha256_hex;
 use crate::http::{Client, Config, FetchError, ImageUrl, Options};
 use crate::index::Index;
 use crate::resolve::Resolver;
-use crate::uapi::MAX_INDEX_LEN;
+use crate::uapi::{INDEX_HEADER_LEN, MAX_INDEX_LEN};
 use crate::{Error, Result};
 
 /// The first pause between rounds of retries, doubled each round up to the second.
@@ -338,7 +338,7 @@ impl Mirrors {
         // Rounds of retries with backoff while none has answered and one may yet (a flaky
         // single server); an address whose answer no retry changes (404, TLS) is not asked
         // again, and one that serves another index than the pinned one is skipped.
-        let mut agreed: Option<(String, Bytes, String)> = None;
+        let mut agreed: Option<(String, Bytes, Index, String)> = None;
         let mut hopeless: Vec<Arc<Endpoint>> = Vec::new();
         let mut round = 0;
         loop {
@@ -351,8 +351,8 @@ impl Mirrors {
                     {
                         continue;
                     }
-                    let raw = match set.get_index(&ep).await {
-                        Ok(raw) => raw,
+                    let (raw, index) = match set.get_index(&ep).await {
+                        Ok(got) => got,
                         Err(e) => {
                             tracing::warn!("mirror {} at {}: {e}", m.shown, ep.label());
                             ep.state.lock().unwrap().last_error = e.to_string();
@@ -379,7 +379,7 @@ impl Mirrors {
                         Error::keep_telling(&mut worst, e);
                         continue;
                     }
-                    if let Some((want, _, from)) = &agreed {
+                    if let Some((want, _, _, from)) = &agreed {
                         if *want != sha {
                             return Err(Error::Invalid(format!(
                                 "mirror {} serves another image than {from}: index sha256 {sha}, not {want} (pin one with --index-digest)",
@@ -387,7 +387,7 @@ impl Mirrors {
                             )));
                         }
                     } else {
-                        agreed = Some((sha, raw, m.shown.clone()));
+                        agreed = Some((sha, raw, index, m.shown.clone()));
                     }
                     ep.state.lock().unwrap().health = Health::Up;
                     break;
@@ -401,12 +401,11 @@ impl Mirrors {
             let pause = Some(retry_after).filter(|d| !d.is_zero());
             tokio::time::sleep(backoff(round, pause)).await;
         }
-        let Some((sha, raw, _)) = agreed else {
+        let Some((sha, raw, index, _)) = agreed else {
             return Err(
                 worst.unwrap_or_else(|| Error::Invalid("no mirror could be resolved".into()))
             );
         };
-        let index = Index::parse(&raw)?;
         set.index_sha256 = sha.clone();
         let set = Arc::new(set);
         tokio::spawn(Self::background(Arc::downgrade(&set)));
@@ -420,12 +419,24 @@ impl Mirrors {
         }
     }
 
-    async fn get_index(&self, ep: &Endpoint) -> Result<Bytes> {
+    /// The index file at `ep`, read no further than its header allows.
+    async fn get_raw_index(&self, ep: &Endpoint) -> Result<Bytes> {
         let url = self.mirrors[ep.mirror].url.index()?;
         ep.client
-            .get(&url, MAX_INDEX_LEN as usize)
+            .get_sized(&url, MAX_INDEX_LEN as usize, INDEX_HEADER_LEN, |head| {
+                Index::expected_len(head).map_err(|e| e.to_string())
+            })
             .await
             .map_err(|k| Self::fetch_error(&url, k))
+    }
+
+    /// The index at `ep`, parsed; a bad one is named by its URL.
+    async fn get_index(&self, ep: &Endpoint) -> Result<(Bytes, Index)> {
+        let raw = self.get_raw_index(ep).await?;
+        let url = self.mirrors[ep.mirror].url.index()?;
+        let index =
+            Index::parse(&raw).map_err(|e| e.in_file(&crate::http::image_url::redact(&url)))?;
+        Ok((raw, index))
     }
 
     /// (Re)computes mirror `i`'s endpoints: its address, or every address of its name (one
@@ -718,7 +729,7 @@ impl Mirrors {
 
     /// Asks `ep` for the index: up again if it serves this image.
     async fn probe(&self, ep: Arc<Endpoint>) {
-        let r = tokio::time::timeout(MAX_PROBE_BACKOFF, self.get_index(&ep)).await;
+        let r = tokio::time::timeout(MAX_PROBE_BACKOFF, self.get_raw_index(&ep)).await;
         let mut s = ep.state.lock().unwrap();
         match r {
             Ok(Ok(raw)) if sha256_hex(&raw) == self.index_sha256 => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use httpblk_core::helper::{Helper, Source};
 use httpblk_core::location::Location;
 use httpblk_core::mirrors::Mirrors;
-use httpblk_core::ring::{AddOptions, Ring};
+use httpblk_core::ring::{AddOptions, Control, Ring};
 
 use super::http_args::HttpArgs;
 use super::state::{self, DeviceState};
@@ -93,6 +93,8 @@ fn harden() {
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    // Without the module nothing below can work: say so before fetching anything.
+    Control::open()?;
     if !a.foreground {
         let mut args: Vec<String> = std::env::args().skip(1).collect();
         args.push("--foreground".into());
@@ -225,6 +227,8 @@ pub fn run_in_background(args: Vec<String>) -> Result<i32> {
     if line.trim().is_empty() {
         let status = child.wait()?;
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        // Its helper is gone and what it said is in this error: nothing to keep.
+        let _ = std::fs::remove_file(&log_path);
         bail!("attach failed ({status}):\n{}", log.trim_end());
     }
     outln!("{}", line.trim())?;

@@ -103,10 +103,22 @@ pub fn run(a: Args) -> Result<i32> {
         // `-o -` is standard output, as for curl; ./- names a file called '-'.
         match a.output.as_deref().filter(|p| *p != Path::new("-")) {
             Some(p) => {
+                let stop = stop_signal()?;
                 let (output, file) = Output::create(p)?;
                 // A FIFO's reader may go away too.
                 let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, out::Guarded(file));
-                reader.cat(&mut out, jobs, &|n| pb.set_position(n)).await?;
+                // A signal that would end the process at once would leave the temporary
+                // file: end here instead, where dropping `output` removes it.
+                let progress = |n| pb.set_position(n);
+                tokio::select! {
+                    r = reader.cat(&mut out, jobs, &progress) => r?,
+                    code = stop => {
+                        pb.finish_and_clear();
+                        drop(output);
+                        eprintln!("httpblk: interrupted; {} not written", p.display());
+                        return Ok(code);
+                    }
+                }
                 let file = out.into_inner().map_err(|e| e.into_error())?.0;
                 if output.temp.is_some() {
                     file.sync_all()
@@ -123,5 +135,19 @@ pub fn run(a: Args) -> Result<i32> {
         }
         pb.finish_and_clear();
         Ok(0)
+    })
+}
+
+/// SIGINT or SIGTERM, caught from now on (so none ends the process while the temporary file
+/// exists); resolves to the exit code a shell gives a command they end.
+fn stop_signal() -> Result<impl std::future::Future<Output = i32>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => 128 + libc::SIGINT,
+            _ = term.recv() => 128 + libc::SIGTERM,
+        }
     })
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use httpblk_core::ring::Control;
+use httpblk_core::ring::{control_path, Control};
 use serde::Serialize;
 
 use super::state::{self, DeviceState};
@@ -58,7 +58,13 @@ fn mib(bytes: u64) -> f64 {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let ids = Control::open()?.list()?;
+    // No module is a state, not a failure: no devices (and valid JSON for scripts).
+    let loaded = std::path::Path::new(&control_path()).exists();
+    let ids = if loaded {
+        Control::open()?.list()?
+    } else {
+        Vec::new()
+    };
     let rows: Vec<Row> = ids
         .iter()
         .map(|&id| Row {
@@ -76,7 +82,9 @@ pub fn run(a: Args) -> Result<i32> {
         outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
-    if rows.is_empty() {
+    if !loaded {
+        outln!("no devices attached (httpblk.ko is not loaded)")?;
+    } else if rows.is_empty() {
         outln!("no devices attached")?;
     }
     for r in &rows {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_LENGTH, RETRY_AFTER};
+use reqwest::header::{CONTENT_LENGTH, LOCATION, RETRY_AFTER};
 use reqwest::redirect;
 use url::Url;
 
@@ -147,6 +147,17 @@ impl Client {
             })?
             .map_err(|e| self.err(e))?;
         let status = resp.status();
+        // reqwest follows http and https redirects; one left here goes somewhere we never
+        // go (file://, ftp://): say where, not just "302".
+        if status.is_redirection() {
+            if let Some(to) = resp.headers().get(LOCATION) {
+                let to = String::from_utf8_lossy(to.as_bytes());
+                return Err(FetchError::Redirect(format!(
+                    "HTTP {} to {to} not followed: only http:// and https:// are",
+                    status.as_u16()
+                )));
+            }
+        }
         if status != reqwest::StatusCode::OK {
             let retry_after = resp
                 .headers()
@@ -195,27 +206,59 @@ impl Client {
         Ok(())
     }
 
-    /// Fetches `url` whole, refusing bodies over `max_len` bytes.
-    pub async fn get(&self, url: &Url, max_len: usize) -> Result<Bytes, FetchError> {
-        let limit = max_len as u64;
+    /// Fetches `url` whole, a file whose first `head_len` bytes tell its length: `len_of`
+    /// checks them and gives the length (or why the file is not what was asked for), so that
+    /// neither a declared length nor a body over `max_len` or off that length is read further.
+    pub async fn get_sized(
+        &self,
+        url: &Url,
+        max_len: usize,
+        head_len: usize,
+        len_of: impl Fn(&[u8]) -> Result<usize, String>,
+    ) -> Result<Bytes, FetchError> {
         let mut resp = self.send(url).await?;
         let declared = Self::declared_len(&resp);
-        if declared.is_some_and(|n| n > limit) {
-            return Err(FetchError::TooLong { limit });
-        }
-        let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.err(e))? {
-            if chunk.len() > max_len - out.len() {
-                return Err(FetchError::TooLong { limit });
-            }
-            out.extend_from_slice(&chunk);
-        }
-        if let Some(n) = declared.filter(|&n| n != out.len() as u64) {
-            return Err(FetchError::ShortBody {
-                got: out.len() as u64,
-                want: n,
+        if declared.is_some_and(|n| n > max_len as u64) {
+            return Err(FetchError::TooLong {
+                limit: max_len as u64,
             });
         }
-        Ok(out.into())
+        let mut limit = max_len;
+        let mut want = None;
+        let mut out = Vec::with_capacity(declared.unwrap_or(0).min(head_len as u64) as usize);
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| self.err(e))?;
+            if let Some(c) = &chunk {
+                if c.len() > limit - out.len() {
+                    return Err(FetchError::TooLong {
+                        limit: limit as u64,
+                    });
+                }
+                out.extend_from_slice(c);
+            }
+            let ended = chunk.is_none();
+            if want.is_none() && (out.len() >= head_len || ended) {
+                let n = len_of(&out).map_err(FetchError::BadContent)?;
+                if declared.is_some_and(|d| d != n as u64) {
+                    return Err(FetchError::BadContent(format!(
+                        "{} bytes declared, {n} expected from its first bytes",
+                        declared.unwrap_or(0)
+                    )));
+                }
+                limit = n.min(max_len);
+                out.reserve_exact(limit.saturating_sub(out.len()));
+                want = Some(n);
+            }
+            if ended {
+                break;
+            }
+        }
+        match want {
+            Some(n) if n != out.len() => Err(FetchError::ShortBody {
+                got: out.len() as u64,
+                want: n as u64,
+            }),
+            _ => Ok(out.into()),
+        }
     }
 }

@@ -39,6 +39,10 @@ pub enum FetchError {
     #[error("body longer than the expected {limit} bytes")]
     TooLong { limit: u64 },
 
+    /// The body is not the file asked for (its first bytes say so).
+    #[error("{0}")]
+    BadContent(String),
+
     /// The connection failed while the body was arriving.
     #[error("reading the body: {0}")]
     Body(String),
@@ -69,6 +73,7 @@ impl FetchError {
             FetchError::Tls(_)
             | FetchError::Redirect(_)
             | FetchError::TooLong { .. }
+            | FetchError::BadContent(_)
             | FetchError::Other(_) => false,
         }
     }
@@ -79,6 +84,7 @@ impl FetchError {
             self,
             FetchError::ShortBody { .. }
                 | FetchError::TooLong { .. }
+                | FetchError::BadContent(_)
                 | FetchError::Status {
                     status: 400..=499,
                     ..
@@ -98,6 +104,7 @@ impl FetchError {
             FetchError::Status { .. }
             | FetchError::Tls(_)
             | FetchError::Redirect(_)
+            | FetchError::BadContent(_)
             | FetchError::TooLong { .. } => 4,
         }
     }
@@ -221,8 +228,19 @@ fn describe_tls(e: &rustls::Error) -> String {
                 format!("the server's certificate is for another host name ({c})")
             }
             C::Revoked => "the server's certificate was revoked".into(),
+            // webpki never takes a CA certificate as a server's own: a self-signed one
+            // made with CA:TRUE (openssl's default req -x509) is refused however trusted.
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the server's certificate is a CA certificate (CA:TRUE), which TLS clients \
+                 other than curl refuse as a server's own: give the server a certificate \
+                 signed by that CA, or make the self-signed one with basicConstraints CA:FALSE"
+                    .into()
+            }
             other => format!("the server's certificate is invalid: {other}"),
         },
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the server does not speak TLS on this port (plain HTTP? try http://)".into()
+        }
         other => other.to_string(),
     }
 }
