@@ -69,6 +69,7 @@ stop_servers() {
     pkill -f "$B serve" 2>/dev/null
     pkill -x nginx 2>/dev/null
     pkill -x dnsmasq 2>/dev/null
+    pkill -f flakyserve.py 2>/dev/null
     for _ in $(seq 50); do
         pgrep -f "$B serve" >/dev/null || pgrep -x nginx >/dev/null || return 0
         sleep 0.1

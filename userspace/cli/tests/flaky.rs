@@ -1,6 +1,9 @@
 //! One flaky server and nothing else: `cat` and `verify` still succeed (connection errors,
-//! 5xx and bodies cut short are retried with backoff), `Retry-After` is obeyed, `--retries 0`
-//! gives up at once with the server's answer, and credentials (a bearer token in a header,
+//! 5xx and bodies cut short are retried with backoff within a time budget), a keep-alive
+//! connection closed under a request costs no retry, `Retry-After` is obeyed, `--retries 0`
+//! gives up at once with the server's answer, `--retry-max-time` bounds the retrying, the
+//! deadlines (`--max-time`, `--request-timeout-ms`, `--speed-limit`, `--connect-timeout`)
+//! hold against a server that sends a byte at a time, and credentials (a bearer token in a header,
 //! user:password in the URL or a netrc file, a signed query) go with every request and never
 //! into a message.
 
@@ -21,44 +24,73 @@ fn store(t: &std::path::Path, seed: u64) -> (std::path::PathBuf, std::path::Path
 }
 
 #[test]
-fn a_flaky_single_server_is_retried() {
+fn a_flaky_single_server_costs_time_not_a_failed_read() {
+    // 12% of requests answered 500, 8% closed without an answer, 4% closed halfway through
+    // the body; a 16 MiB image of 256 blocks, the default retry budget. Before the budget
+    // (five tries within about 1.5 s) 3 in 10 runs failed.
     let t = tempfile::tempdir().unwrap();
-    let (src, st, digest) = store(t.path(), 51);
+    let src = image(t.path(), "img", 16 << 20, 51);
+    let st = t.path().join("st");
+    let digest = create(&src, &st, &["--block-size", "65536", "--codec", "none"]);
     let b = Behaviour {
-        fail_500: 100,
-        close: 50,
+        fail_500: 120,
+        close: 40,
+        drop_request: 80,
         ..Behaviour::default()
     };
     let srv = Flaky::start(st, b, 7);
     let out = t.path().join("out");
-    // 15% of tries fail: with 9 tries a request fails with odds of 4e-8, so no run of this
-    // test does (with the default 5 tries, 8e-5 per request).
-    let retries = ["--retries", "8"];
-    for _ in 0..2 {
+    let want = sha256(&src);
+    for i in 0..20 {
         let r = run(bin()
             .args(["cat", &srv.url("img.hbi"), "-o", out.to_str().unwrap()])
-            .args(["--index-digest", &digest, "--jobs", "16"])
-            .args(retries));
+            .args(["--index-digest", &digest]));
         assert!(
             r.status.success(),
-            "{} requests, {} answered 500, {} closed: {}",
+            "run {i}: {} requests, {} answered 500, {} dropped: {}",
             srv.count(|c| &c.requests),
             srv.count(|c| &c.failed_500),
-            srv.count(|c| &c.closed),
+            srv.count(|c| &c.dropped),
             stderr_of(&r)
         );
-        assert_eq!(sha256(&out), sha256(&src));
+        assert_eq!(sha256(&out), want, "run {i}");
     }
-    let r = run(bin().args(["verify", &srv.url("img.hbi")]).args(retries));
-    assert!(r.status.success(), "{}", stderr_of(&r));
-    let (failed, closed) = (srv.count(|c| &c.failed_500), srv.count(|c| &c.closed));
+    for i in 0..3 {
+        let r = run(bin().args(["verify", &srv.url("img.hbi")]));
+        assert!(r.status.success(), "verify run {i}: {}", stderr_of(&r));
+    }
+    let (failed, dropped) = (srv.count(|c| &c.failed_500), srv.count(|c| &c.dropped));
     eprintln!(
-        "{} requests, {failed} answered 500, {closed} connections closed",
+        "{} requests, {failed} answered 500, {dropped} dropped unanswered",
         srv.count(|c| &c.requests)
     );
     assert!(
-        failed > 10 && closed > 5,
+        failed > 300 && dropped > 200,
         "the server was not flaky enough to prove anything"
+    );
+}
+
+#[test]
+fn a_keep_alive_connection_closed_under_a_request_costs_no_retry() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, st, _) = store(t.path(), 55);
+    let b = Behaviour {
+        one_per_connection: true,
+        ..Behaviour::default()
+    };
+    let srv = Flaky::start(st, b, 10);
+    let out = t.path().join("out");
+    // One request at a time, so every request after the first meets a pooled connection
+    // that the server closes as the request arrives: with no retry allowed, only sending
+    // it again at once on a new connection succeeds.
+    let r = run(bin()
+        .args(["cat", &srv.url("img.hbi"), "-o", out.to_str().unwrap()])
+        .args(["--jobs", "1", "--retries", "0"]));
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    assert_eq!(sha256(&out), sha256(&src));
+    assert!(
+        srv.count(|c| &c.dropped) > 10,
+        "no keep-alive race happened"
     );
 }
 
@@ -117,6 +149,123 @@ fn retry_after_is_obeyed_and_retries_are_bounded() {
     ]));
     assert!(!r.status.success());
     assert_eq!(always.count(|c| &c.requests), 1 + 4);
+    // Without --retries, the budget bounds the retrying: tries go on for about a second,
+    // then the server's answer is the error.
+    let before = always.count(|c| &c.requests);
+    let t0 = Instant::now();
+    let r = run(bin().args([
+        "cat",
+        &always.url("img.hbi"),
+        "-o",
+        "/dev/null",
+        "--retry-max-time",
+        "1",
+    ]));
+    let took = t0.elapsed();
+    assert!(!r.status.success());
+    assert!(stderr_of(&r).contains("HTTP 500"), "{}", stderr_of(&r));
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(always.count(|c| &c.requests) - before >= 4);
+}
+
+#[test]
+fn deadlines_hold_against_a_server_that_sends_a_byte_at_a_time() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, st, _) = store(t.path(), 56);
+    let b = Behaviour {
+        trickle_blocks: Some(Duration::from_millis(500)),
+        ..Behaviour::default()
+    };
+    let srv = Flaky::start(st, b, 11);
+    let url = srv.url("img.hbi");
+    let quick = |args: &[&str], within: Duration| {
+        let t0 = Instant::now();
+        let r = run(bin().args(["cat", &url]).args(args));
+        let took = t0.elapsed();
+        assert!(!r.status.success());
+        assert!(took < within, "{args:?} took {took:?}: {}", stderr_of(&r));
+        r
+    };
+    // The whole command.
+    let out = t.path().join("out");
+    let r = quick(
+        &["-o", out.to_str().unwrap(), "--max-time", "2"],
+        Duration::from_secs(6),
+    );
+    assert_eq!(r.status.code(), Some(28), "{}", stderr_of(&r));
+    assert!(
+        stderr_of(&r).contains("--max-time 2s reached") && stderr_of(&r).contains("not written"),
+        "{}",
+        stderr_of(&r)
+    );
+    let left: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let r = run(bin().args(["verify", &url, "--max-time", "1"]));
+    assert_eq!(r.status.code(), Some(28), "{}", stderr_of(&r));
+    // One request, however steadily its body trickles in.
+    let r = quick(
+        &[
+            "-o",
+            "/dev/null",
+            "--request-timeout-ms",
+            "1500",
+            "--retries",
+            "0",
+        ],
+        Duration::from_secs(6),
+    );
+    assert!(
+        stderr_of(&r).contains("the request timed out after 1.5s"),
+        "{}",
+        stderr_of(&r)
+    );
+    // A body slower than the limit.
+    let r = quick(
+        &[
+            "-o",
+            "/dev/null",
+            "--speed-limit",
+            "100",
+            "--speed-time",
+            "1",
+            "--retries",
+            "0",
+        ],
+        Duration::from_secs(6),
+    );
+    assert!(
+        stderr_of(&r).contains("slower than --speed-limit 100 bytes/s"),
+        "{}",
+        stderr_of(&r)
+    );
+    // Connecting: a listener that never answers the TLS handshake.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls_url = format!("https://{}/img.hbi", l.local_addr().unwrap());
+    let t0 = Instant::now();
+    let r = run(bin().args([
+        "cat",
+        &tls_url,
+        "-o",
+        "/dev/null",
+        "--connect-timeout",
+        "0.5",
+        "--retries",
+        "0",
+    ]));
+    assert!(!r.status.success());
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    assert!(
+        stderr_of(&r).contains("connecting timed out after 500ms"),
+        "{}",
+        stderr_of(&r)
+    );
 }
 
 #[test]

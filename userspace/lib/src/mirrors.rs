@@ -5,8 +5,9 @@
 //!   times the requests it already has in flight), so faster servers take more of the load.
 //! - A request that fails (connection, timeout, 5xx, wrong length) is retried on another
 //!   endpoint, and once every endpoint was tried, on all of them again after a pause that
-//!   doubles (or what `Retry-After` asks), up to `--retries`: a single flaky server is
-//!   retried too. A request slower than the recent 95th percentile is hedged: the same block
+//!   doubles (or what `Retry-After` asks), for as long as the retry budget lasts
+//!   (`--retry-max-time`, and at most `--retries` times if given): a single flaky server
+//!   costs time, not a failed read. A request slower than the recent 95th percentile is hedged: the same block
 //!   is asked of a second endpoint and the first complete answer wins.
 //! - Behind a proxy (curl's rules, `http::proxy`), a mirror is one endpoint: the proxy
 //!   resolves its name.
@@ -340,6 +341,7 @@ impl Mirrors {
         // again, and one that serves another index than the pinned one is skipped.
         let mut agreed: Option<(String, Bytes, Index, String)> = None;
         let mut hopeless: Vec<Arc<Endpoint>> = Vec::new();
+        let mut retry = Retry::new(&set.config);
         let mut round = 0;
         loop {
             let mut retryable = None;
@@ -394,12 +396,15 @@ impl Mirrors {
                 }
             }
             let Some(retry_after) = retryable else { break };
-            if agreed.is_some() || round >= set.config.retries {
+            if agreed.is_some() {
                 break;
             }
             round += 1;
-            let pause = Some(retry_after).filter(|d| !d.is_zero());
-            tokio::time::sleep(backoff(round, pause)).await;
+            let pause = backoff(round, Some(retry_after).filter(|d| !d.is_zero()));
+            if !retry.another(pause) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
         }
         let Some((sha, raw, index, _)) = agreed else {
             return Err(
@@ -662,23 +667,33 @@ impl Mirrors {
         // Reported: the most telling failure; `pause`: set once something failed.
         let mut worst: Option<Error> = None;
         let mut pause: Option<Option<Duration>> = None;
+        let mut retry = Retry::new(&self.config);
         let mut round = 0;
-        for _ in 0..=self.config.retries {
-            let ep = match self.pick(&tried, true) {
-                Some(ep) => ep,
+        loop {
+            let (ep, wait) = match self.pick(&tried, true) {
+                Some(ep) => (ep, Duration::ZERO),
                 None => {
                     // Everything was tried: another round, after a pause if something failed.
                     tried = hopeless.clone();
                     let Some(ep) = self.pick(&tried, true) else {
                         break;
                     };
-                    if let Some(retry_after) = pause {
-                        round += 1;
-                        tokio::time::sleep(backoff(round, retry_after)).await;
-                    }
-                    ep
+                    let wait = match pause {
+                        Some(retry_after) => {
+                            round += 1;
+                            backoff(round, retry_after)
+                        }
+                        None => Duration::ZERO,
+                    };
+                    (ep, wait)
                 }
             };
+            if worst.is_some() && !retry.another(wait) {
+                break;
+            }
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let exclude = tried.clone();
             tried.push(ep.clone());
             match self.attempt(&ep, &exclude, rel, slot).await {
@@ -786,6 +801,33 @@ impl Mirrors {
     }
 }
 
+/// Whether a failed request may be tried again: only within its time budget from the first
+/// try (curl's `--retry-max-time`), and at most `--retries` times if that was given.
+struct Retry {
+    deadline: Instant,
+    left: Option<u32>,
+}
+
+impl Retry {
+    fn new(config: &Config) -> Retry {
+        Retry {
+            deadline: Instant::now() + config.retry_budget,
+            left: config.retries,
+        }
+    }
+
+    /// Takes one retry that would start after `pause`, if the budget allows it.
+    fn another(&mut self, pause: Duration) -> bool {
+        if self.left == Some(0) || Instant::now() + pause >= self.deadline {
+            return false;
+        }
+        if let Some(n) = &mut self.left {
+            *n -= 1;
+        }
+        true
+    }
+}
+
 /// The pause before retry round `round` (1, 2, ...): doubling from `FIRST_BACKOFF` up to
 /// `MAX_BACKOFF`, give or take a quarter so that many requests do not retry in step, and at
 /// least what a `Retry-After` asked.
@@ -801,6 +843,28 @@ pub fn backoff(round: u32, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_end_with_their_budget_or_their_count() {
+        let config = |budget_ms, retries| {
+            let o = Options {
+                retry_budget: Duration::from_millis(budget_ms),
+                retries,
+                ..Options::default()
+            };
+            o.config().unwrap()
+        };
+        let mut r = Retry::new(&config(60_000, None));
+        assert!((0..1000).all(|_| r.another(Duration::from_millis(10))));
+        // A pause that would end past the budget is not taken.
+        assert!(!r.another(Duration::from_secs(61)));
+        let mut r = Retry::new(&config(60_000, Some(2)));
+        assert!(r.another(Duration::ZERO) && r.another(Duration::ZERO));
+        assert!(!r.another(Duration::ZERO));
+        let mut r = Retry::new(&config(50, None));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!r.another(Duration::ZERO));
+    }
 
     #[test]
     fn backoff_doubles_to_a_bound_and_obeys_retry_after() {

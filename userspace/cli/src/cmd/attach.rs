@@ -103,6 +103,23 @@ pub fn run(a: Args) -> Result<i32> {
     serve(a, None)
 }
 
+/// The I/O timeout the device has (`recover`) or will have: `--io-timeout-ms`, else the
+/// module's default; the module's own default if neither can be read.
+fn io_timeout(a: &Args, recover: Option<u32>) -> Duration {
+    let path = match recover {
+        Some(dev_id) => format!("/sys/block/httpblk{dev_id}/httpblk/io_timeout_ms"),
+        None => "/sys/module/httpblk/parameters/io_timeout_ms".into(),
+    };
+    let ms = match (recover, a.io_timeout_ms) {
+        (None, Some(ms)) => Some(ms),
+        _ => std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+    };
+    ms.map(|ms| Duration::from_millis(u64::from(ms)))
+        .unwrap_or(httpblk_core::http::options::DEFAULT_TIMEOUT)
+}
+
 /// Runs the helper: adds a device for the image (`recover` = `None`) or takes over device
 /// `recover`, whose helper is gone, then serves its ring until the device goes.
 pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
@@ -110,7 +127,10 @@ pub fn serve(a: Args, recover: Option<u32>) -> Result<i32> {
     let rt = super::runtime();
     let pin = a.index_digest.as_deref();
     let location = Location::parse(&a.urls, pin)?;
-    let opened = rt.block_on(location.open(pin, &a.http.options()?))?;
+    // A read fails at the device's I/O timeout whatever the helper does: until then a
+    // request may take its time and be retried.
+    let io_timeout = io_timeout(&a, recover);
+    let opened = rt.block_on(location.open(pin, &a.http.options_for(Some(io_timeout))?))?;
     let (source, index, sha, raw) = (opened.store, opened.index, opened.index_sha256, opened.raw);
     // What the kernel (sysfs `url`) and `status` show: no credentials, no query string.
     let url = location.describe();

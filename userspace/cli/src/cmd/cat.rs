@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use httpblk_core::location::Location;
 use httpblk_core::reader::Reader;
 
-use super::http_args::HttpArgs;
+use super::http_args::{HttpArgs, MaxTime};
 use crate::{out, progress};
 
 /// Small blocks are gathered into writes of this size; blocks this large or larger go out
@@ -33,6 +33,8 @@ pub struct Args {
     jobs: u32,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    max_time: MaxTime,
 }
 
 /// The output file: a temporary sibling renamed over the target on success, removed on
@@ -96,7 +98,12 @@ pub fn run(a: Args) -> Result<i32> {
     let pin = a.index_digest.as_deref();
     let location = Location::parse(&a.location, pin)?;
     let opts = a.http.options()?;
-    super::runtime().block_on(async {
+    let written = match &a.output {
+        Some(p) if p != Path::new("-") => format!("; {} not written", p.display()),
+        _ => String::new(),
+    };
+    let rt = super::runtime();
+    let work = async {
         let reader = Reader::open(location, pin, &opts).await?;
         let pb = progress::bar(reader.index.image_size, "cat");
         let jobs = a.jobs as usize;
@@ -135,7 +142,9 @@ pub fn run(a: Args) -> Result<i32> {
         }
         pb.finish_and_clear();
         Ok(0)
-    })
+    };
+    let r = rt.block_on(a.max_time.bound(work));
+    r.unwrap_or_else(|| Ok(a.max_time.reached(&written)))
 }
 
 /// SIGINT or SIGTERM, caught from now on (so none ends the process while the temporary file

@@ -7,7 +7,7 @@ use httpblk_core::location::Location;
 use httpblk_core::reader::{ProblemKind, Reader};
 use httpblk_core::Error;
 
-use super::http_args::HttpArgs;
+use super::http_args::{HttpArgs, MaxTime};
 
 /// Exit status when a block file is missing or corrupt, or a mirror serves another image.
 const EXIT_BAD: i32 = 2;
@@ -33,6 +33,8 @@ pub struct Args {
     jobs: u32,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    max_time: MaxTime,
 }
 
 /// What verify found, worst first.
@@ -58,7 +60,8 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let mirrors = a.location.len() > 1 && locations.len() == a.location.len();
     let opts = a.http.options()?;
-    super::runtime().block_on(async {
+    let rt = super::runtime();
+    let work = async {
         let mut verdict = Verdict::Ok;
         // Of a set of mirrors, the index all must serve: the pinned one, else the first read.
         let mut want: Option<(String, String)> =
@@ -101,7 +104,9 @@ pub fn run(a: Args) -> Result<i32> {
             Verdict::Unchecked => EXIT_UNCHECKED,
             Verdict::Bad => EXIT_BAD,
         })
-    })
+    };
+    let r = rt.block_on(a.max_time.bound(work));
+    r.unwrap_or_else(|| Ok(a.max_time.reached(": not all checked")))
 }
 
 /// Verifies one image at one place and prints what it found.

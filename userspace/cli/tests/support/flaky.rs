@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 server for a store, written for failure tests: it fails a share of
-//! requests with 500, closes connections at random (sometimes halfway through a body),
-//! answers 503 with `Retry-After`, and can demand credentials or a query string. Its choices
+//! requests with 500, closes connections at random (sometimes halfway through a body, or
+//! before any answer), closes a keep-alive connection as its next request arrives, answers
+//! 503 with `Retry-After`, sends block files a byte at a time, and can demand credentials or
+//! a query string. Its choices
 //! come from a seeded generator, so a run is reproducible. One thread per connection; the
 //! server stops (and its threads end) when dropped.
 #![allow(dead_code)]
@@ -27,6 +29,13 @@ pub struct Behaviour {
     pub query: Option<String>,
     /// The first this many block requests send half their body, then stall for 10 s.
     pub stall_first: u64,
+    /// Per mille of requests whose connection is closed without an answer.
+    pub drop_request: u32,
+    /// Each connection answers one request; the next is read and left unanswered, the
+    /// connection closed (what a keep-alive timeout racing a request looks like).
+    pub one_per_connection: bool,
+    /// Block files are sent a byte at a time, this far apart.
+    pub trickle_blocks: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -37,6 +46,7 @@ pub struct Counts {
     pub unavailable: AtomicU64,
     pub unauthorized: AtomicU64,
     pub stalled: AtomicU64,
+    pub dropped: AtomicU64,
     pub ok: AtomicU64,
 }
 
@@ -128,6 +138,7 @@ impl Drop for Flaky {
 fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
+    let mut answered = 0;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 || sh.stop.load(Ordering::Relaxed) {
@@ -189,6 +200,14 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
             continue;
         }
         let roll = sh.roll();
+        if (sh.b.one_per_connection && answered > 0)
+            || (sh.b.drop_request > 0 && sh.roll() < sh.b.drop_request)
+        {
+            sh.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            let _ = w.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        answered += 1;
         if roll < sh.b.fail_500 {
             sh.counts.failed_500.fetch_add(1, Ordering::Relaxed);
             reply(&mut w, "500 Internal Server Error", "", b"")?;
@@ -224,6 +243,18 @@ fn connection(sh: &Shared, s: TcpStream) -> std::io::Result<()> {
             }
             let _ = w.shutdown(std::net::Shutdown::Both);
             return Ok(());
+        }
+        if let Some(gap) = sh.b.trickle_blocks.filter(|_| path.contains("/blocks/")) {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            w.write_all(head.as_bytes())?;
+            for b in &body {
+                if sh.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                w.write_all(std::slice::from_ref(b))?;
+                std::thread::sleep(gap);
+            }
+            continue;
         }
         sh.counts.ok.fetch_add(1, Ordering::Relaxed);
         reply(&mut w, "200 OK", "", &body)?;

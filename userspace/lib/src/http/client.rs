@@ -3,12 +3,14 @@
 //! connection; HTTP/1.1 otherwise), the mirror's host name pinned to that address, proxies by
 //! curl's rules, redirects followed up to a bound, credentials and extra headers on every
 //! request, and bodies bounded by what the index says (a lying server cannot make us
-//! allocate). The timeout bounds connecting, waiting for the response head, and each stall of
-//! a body; a body that keeps arriving on a slow link is not cut off.
+//! allocate). The request timeout bounds a whole request, from connecting to its body's last
+//! byte; the connect timeout bounds connecting; a speed limit (curl's) fails a body that
+//! crawls. A request whose connection closed before any answer (a keep-alive connection the
+//! server had just closed) is sent again at once, once, before it counts as failed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, LOCATION, RETRY_AFTER};
@@ -17,7 +19,7 @@ use url::Url;
 
 use super::error::FetchError;
 use super::image_url::redact;
-use super::options::Config;
+use super::options::{Config, SpeedLimit};
 use crate::resolve::Resolver;
 
 /// Redirects followed per request, as curl's default `--max-redirs` is generous but finite.
@@ -73,8 +75,13 @@ impl reqwest::dns::Resolve for Dns {
 #[derive(Clone)]
 pub struct Client {
     inner: reqwest::Client,
+    /// The same, keeping no idle connection: a request sent again because its pooled
+    /// connection had closed goes out on a new one.
+    unpooled: reqwest::Client,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    connect_timeout: Duration,
+    speed_limit: Option<SpeedLimit>,
 }
 
 impl Client {
@@ -87,6 +94,24 @@ impl Client {
         credentials: Option<(String, String)>,
         resolver: Option<Arc<Resolver>>,
     ) -> crate::Result<Client> {
+        let build = |idle| Self::build(config, pin, resolver.clone(), idle);
+        Ok(Client {
+            inner: build(256)?,
+            unpooled: build(0)?,
+            credentials,
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            speed_limit: config.speed_limit,
+        })
+    }
+
+    /// A reqwest client keeping up to `max_idle` idle connections per address.
+    fn build(
+        config: &Config,
+        pin: Option<(&str, SocketAddr)>,
+        resolver: Option<Arc<Resolver>>,
+        max_idle: usize,
+    ) -> crate::Result<reqwest::Client> {
         let rules = config.proxy.clone();
         let mut tls = config.tls.clone();
         if config.http1_only {
@@ -99,10 +124,10 @@ impl Client {
             .redirect(redirect_policy())
             .no_proxy()
             .proxy(reqwest::Proxy::custom(move |u| rules.for_url(u).cloned()))
-            .connect_timeout(config.timeout)
-            .read_timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(30))
             .http2_initial_stream_window_size(H2_STREAM_WINDOW)
@@ -117,35 +142,37 @@ impl Client {
         if let Some(r) = resolver {
             b = b.dns_resolver(Arc::new(Dns(r)));
         }
-        let inner = b.build().map_err(|e| {
-            crate::Error::Invalid(format!("HTTP client: {}", super::error::chain(&e)))
-        })?;
-        Ok(Client {
-            inner,
-            credentials,
-            timeout: config.timeout,
-        })
+        b.build()
+            .map_err(|e| crate::Error::Invalid(format!("HTTP client: {}", super::error::chain(&e))))
     }
 
     fn err(&self, e: reqwest::Error) -> FetchError {
-        FetchError::from_reqwest(e, self.timeout)
+        FetchError::from_reqwest(e, self.timeout, self.connect_timeout)
     }
 
-    /// GETs `url`; anything but 200 is an error.
+    /// GETs `url`; anything but 200 is an error. A connection that closed before any answer
+    /// is most likely a pooled one the server closed meanwhile: sent again at once, on a new
+    /// connection.
     async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.inner.get(url.clone());
+        match self.send_on(&self.inner, url).await {
+            Err(FetchError::Closed(why)) => {
+                tracing::debug!("{}: {why}: sent again on a new connection", redact(url));
+                self.send_on(&self.unpooled, url).await
+            }
+            r => r,
+        }
+    }
+
+    async fn send_on(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = client.get(url.clone());
         if let Some((user, pass)) = &self.credentials {
             req = req.basic_auth(user, Some(pass));
         }
-        // reqwest's read timeout covers the wait for the head too; this bounds the whole
-        // exchange up to the head in case a proxy or a redirect chain drags on.
-        let resp = tokio::time::timeout(self.timeout * 2, req.send())
-            .await
-            .map_err(|_| FetchError::Timeout {
-                what: "the response",
-                after: self.timeout * 2,
-            })?
-            .map_err(|e| self.err(e))?;
+        let resp = req.send().await.map_err(|e| self.err(e))?;
         let status = resp.status();
         // reqwest follows http and https redirects; one left here goes somewhere we never
         // go (file://, ftp://): say where, not just "302".
@@ -180,6 +207,29 @@ impl Client {
             .and_then(|s| s.parse().ok())
     }
 
+    /// The body's next chunk, checked against the speed limit.
+    async fn chunk(
+        &self,
+        resp: &mut reqwest::Response,
+        speed: &mut Speed,
+    ) -> Result<Option<Bytes>, FetchError> {
+        let Some(limit) = speed.limit else {
+            return resp.chunk().await.map_err(|e| self.err(e));
+        };
+        loop {
+            let window_end = speed.window_start + limit.time;
+            match tokio::time::timeout_at(window_end.into(), resp.chunk()).await {
+                Ok(chunk) => {
+                    let chunk = chunk.map_err(|e| self.err(e))?;
+                    speed.add(chunk.as_ref().map_or(0, |c| c.len()))?;
+                    return Ok(chunk);
+                }
+                // Nothing within the window: slow unless the window already had enough.
+                Err(_) => speed.add(0)?,
+            }
+        }
+    }
+
     /// Fetches `url` into `buf`, which it must fill exactly.
     pub async fn get_exact(&self, url: &Url, buf: &mut [u8]) -> Result<(), FetchError> {
         let want = buf.len() as u64;
@@ -190,7 +240,8 @@ impl Client {
             _ => {}
         }
         let mut n = 0usize;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.err(e))? {
+        let mut speed = Speed::new(self.speed_limit);
+        while let Some(chunk) = self.chunk(&mut resp, &mut speed).await? {
             if chunk.len() > buf.len() - n {
                 return Err(FetchError::TooLong { limit: want });
             }
@@ -226,8 +277,9 @@ impl Client {
         let mut limit = max_len;
         let mut want = None;
         let mut out = Vec::with_capacity(declared.unwrap_or(0).min(head_len as u64) as usize);
+        let mut speed = Speed::new(self.speed_limit);
         loop {
-            let chunk = resp.chunk().await.map_err(|e| self.err(e))?;
+            let chunk = self.chunk(&mut resp, &mut speed).await?;
             if let Some(c) = &chunk {
                 if c.len() > limit - out.len() {
                     return Err(FetchError::TooLong {
@@ -260,5 +312,44 @@ impl Client {
             }),
             _ => Ok(out.into()),
         }
+    }
+}
+
+/// Bytes of a body over the current speed-limit window (curl's `--speed-limit`): when the
+/// window ends with fewer than the limit asks, the transfer fails; else a new window starts.
+struct Speed {
+    limit: Option<SpeedLimit>,
+    window_start: Instant,
+    bytes: u64,
+}
+
+impl Speed {
+    fn new(limit: Option<SpeedLimit>) -> Speed {
+        Speed {
+            limit,
+            window_start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn add(&mut self, n: usize) -> Result<(), FetchError> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        self.bytes += n as u64;
+        let now = Instant::now();
+        if now < self.window_start + limit.time {
+            return Ok(());
+        }
+        if (self.bytes as f64) < limit.bytes_per_s as f64 * limit.time.as_secs_f64() {
+            return Err(FetchError::TooSlow {
+                bytes: self.bytes,
+                limit: limit.bytes_per_s,
+                time: limit.time,
+            });
+        }
+        self.window_start = now;
+        self.bytes = 0;
+        Ok(())
     }
 }

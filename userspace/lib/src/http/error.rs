@@ -15,9 +15,23 @@ pub enum FetchError {
     #[error("TLS: {0}")]
     Tls(String),
 
-    /// No answer (or no progress of the body) within the request timeout.
+    /// The connection closed before any answer: a keep-alive connection the server had
+    /// closed, or a server that drops requests.
+    #[error("connection closed before an answer: {0}")]
+    Closed(String),
+
+    /// Connecting took longer than the connect timeout, or the whole request longer than
+    /// the request timeout.
     #[error("{what} timed out after {after:?}")]
     Timeout { what: &'static str, after: Duration },
+
+    /// The body arrived slower than the speed limit over its whole window.
+    #[error("{bytes} bytes in {time:?}, slower than --speed-limit {limit} bytes/s")]
+    TooSlow {
+        bytes: u64,
+        limit: u64,
+        time: Duration,
+    },
 
     /// The server answered with a status other than 200.
     #[error("HTTP {status}{}", reason_of(*status))]
@@ -66,7 +80,9 @@ impl FetchError {
     pub fn is_retryable(&self) -> bool {
         match self {
             FetchError::Connect(_)
+            | FetchError::Closed(_)
             | FetchError::Timeout { .. }
+            | FetchError::TooSlow { .. }
             | FetchError::ShortBody { .. }
             | FetchError::Body(_) => true,
             FetchError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
@@ -98,7 +114,7 @@ impl FetchError {
     pub fn telling(&self) -> u8 {
         match self {
             FetchError::Connect(_) => 0,
-            FetchError::Timeout { .. } => 1,
+            FetchError::Closed(_) | FetchError::Timeout { .. } | FetchError::TooSlow { .. } => 1,
             FetchError::ShortBody { .. } | FetchError::Body(_) | FetchError::Other(_) => 2,
             FetchError::Status { status, .. } if *status >= 500 => 3,
             FetchError::Status { .. }
@@ -127,7 +143,11 @@ impl FetchError {
     }
 
     /// Classifies a reqwest error, keeping its whole cause chain.
-    pub fn from_reqwest(e: reqwest::Error, timeout: Duration) -> FetchError {
+    pub fn from_reqwest(
+        e: reqwest::Error,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> FetchError {
         let e = e.without_url();
         if let Some(tls) = find_cause::<rustls::Error>(&e) {
             return FetchError::Tls(describe_tls(tls));
@@ -136,19 +156,24 @@ impl FetchError {
             return FetchError::Redirect(redirect.to_string());
         }
         if e.is_timeout() {
-            let what = if e.is_connect() {
-                "connecting"
-            } else if e.is_body() {
-                "the body"
+            return if e.is_connect() {
+                FetchError::Timeout {
+                    what: "connecting",
+                    after: connect_timeout,
+                }
             } else {
-                "the response"
-            };
-            return FetchError::Timeout {
-                what,
-                after: timeout,
+                FetchError::Timeout {
+                    what: "the request",
+                    after: timeout,
+                }
             };
         }
         let text = chain(&e);
+        let closed_early =
+            find_cause::<hyper::Error>(&e).is_some_and(hyper::Error::is_incomplete_message);
+        if closed_early && !e.is_body() {
+            return FetchError::Closed(text);
+        }
         if e.is_redirect() {
             FetchError::Redirect(text)
         } else if e.is_connect() {

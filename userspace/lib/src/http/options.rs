@@ -1,6 +1,7 @@
 //! What a user can say about HTTP (the `--ca-cert`, `--proxy`, `--header`, `--netrc`,
-//! `--retries`, `--request-timeout-ms`, `--dns-server` and `--http1` options of `cat`,
-//! `verify` and `attach`), and the checked configuration every client is built from.
+//! `--retries`, `--retry-max-time`, `--request-timeout-ms`, `--connect-timeout`,
+//! `--speed-limit`, `--speed-time`, `--dns-server` and `--http1` options of `cat`, `verify`
+//! and `attach`), and the checked configuration every client is built from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,16 +13,34 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::proxy::ProxyRules;
 use crate::{Error, Result};
 
-/// Default time limit for connecting, for a response, and for each stall of a body.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default retries of a failed request (so five tries in all).
-pub const DEFAULT_RETRIES: u32 = 4;
+/// Default bound of one request, from connecting to the last byte of its body: the
+/// module's default I/O timeout, after which a device's read fails anyway.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound of connecting (TCP, and the TLS handshake).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time within which a failed request is tried again (curl's `--retry-max-time`):
+/// the module's default I/O timeout.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// curl's `--speed-limit`/`--speed-time`: a body that brings fewer than `bytes_per_s` a
+/// second, averaged over `time`, fails (and is retried).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpeedLimit {
+    pub bytes_per_s: u64,
+    pub time: Duration,
+}
 
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Bounds one request, from connecting to the last byte of its body.
     pub timeout: Duration,
-    /// Tries after the first, over all mirrors, for a retryable failure.
-    pub retries: u32,
+    pub connect_timeout: Duration,
+    pub speed_limit: Option<SpeedLimit>,
+    /// A failed request is tried again (on other mirrors, then after a pause on all) only
+    /// this long after its first try started ...
+    pub retry_budget: Duration,
+    /// ... and, if set, at most this many times.
+    pub retries: Option<u32>,
     /// More trusted CA certificates (PEM).
     pub ca_cert: Option<PathBuf>,
     /// A proxy for every URL (else the environment's, by curl's rules).
@@ -40,7 +59,10 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timeout: DEFAULT_TIMEOUT,
-            retries: DEFAULT_RETRIES,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            speed_limit: None,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            retries: None,
             ca_cert: None,
             proxy: None,
             headers: Vec::new(),
@@ -54,7 +76,10 @@ impl Default for Options {
 /// `Options`, checked and loaded: shared by every client of a command.
 pub struct Config {
     pub timeout: Duration,
-    pub retries: u32,
+    pub connect_timeout: Duration,
+    pub speed_limit: Option<SpeedLimit>,
+    pub retry_budget: Duration,
+    pub retries: Option<u32>,
     pub tls: rustls::ClientConfig,
     pub proxy: Arc<ProxyRules>,
     pub headers: HeaderMap,
@@ -95,6 +120,9 @@ impl Options {
         };
         Ok(Config {
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout.min(self.timeout),
+            speed_limit: self.speed_limit,
+            retry_budget: self.retry_budget,
             retries: self.retries,
             tls: super::tls::client_config(self.ca_cert.as_deref())?,
             proxy: Arc::new(ProxyRules::from_env(self.proxy.as_deref())?),
