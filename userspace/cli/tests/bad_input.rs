@@ -8,6 +8,7 @@ mod common;
 use common::*;
 
 use std::io::Read;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -306,4 +307,46 @@ fn cli_lists_values_and_generates_completions_and_man_pages() {
         "{page}"
     );
     assert!(t.path().join("httpblk.1").exists());
+    // The sections clap knows nothing of, with what each command really does.
+    for (page, says) in [
+        ("httpblk.1", "HTTPBLK_LOG"),
+        ("httpblk-verify.1", "Nothing bad found"),
+        ("httpblk-cat.1", "130, 143"),
+        ("httpblk-attach.1", "HTTPBLK_RUN_DIR"),
+    ] {
+        let text = std::fs::read_to_string(t.path().join(page)).unwrap();
+        for section in ["EXIT STATUS", "ENVIRONMENT", "EXAMPLES", says] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+    }
+}
+
+#[test]
+fn install_sh_installs_a_stripped_binary_with_its_pages() {
+    let t = tempfile::tempdir().unwrap();
+    let built = env!("CARGO_BIN_EXE_httpblk");
+    let r = run(Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../install.sh"))
+        .env("HTTPBLK_BIN", built)
+        .env("DESTDIR", t.path())
+        .env("PREFIX", "/usr"));
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    let installed = t.path().join("usr/bin/httpblk");
+    // A stripped ELF has no symbol table section (.symtab).
+    let has_symtab = |p: &std::path::Path| {
+        let b = std::fs::read(p).unwrap();
+        b.windows(8).any(|w| w == b".symtab\0")
+    };
+    assert!(
+        has_symtab(std::path::Path::new(built)),
+        "the build has no symbols to strip"
+    );
+    assert!(!has_symtab(&installed), "installed unstripped");
+    run_ok(Command::new(&installed).arg("--version"));
+    for f in [
+        "share/man/man1/httpblk-cat.1.gz",
+        "share/bash-completion/completions/httpblk",
+    ] {
+        assert!(t.path().join("usr").join(f).exists(), "{f}");
+    }
 }
