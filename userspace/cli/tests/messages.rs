@@ -539,3 +539,70 @@ fn quiet_draws_no_progress_bar() {
         assert!(!shown.contains('['), "{q}: {shown:?}");
     }
 }
+
+/// A DNS server on loopback that answers every query NXDOMAIN; it stops with the test.
+fn nxdomain_server() -> std::net::SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question: the name's labels up to the root, then type and class.
+            let mut end = 12;
+            while end < n && q[end] != 0 {
+                end += 1 + q[end] as usize;
+            }
+            let end = end + 5;
+            if n < 12 || end > n {
+                continue;
+            }
+            let mut r = Vec::from(&q[..2]);
+            r.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+            r.extend_from_slice(&q[12..end]);
+            let _ = s.send_to(&r, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_dead_proxy_and_a_missing_name_name_themselves_in_the_final_message() {
+    // -qq hides every warning: the final message alone must say what failed.
+    let dead = free_port();
+    let r = finish(
+        bin()
+            .args(["-qq", "cat", "http://127.0.0.1:9/x.hbi", "-o", "/dev/null"])
+            .args(["--proxy", &format!("http://user:secret@127.0.0.1:{dead}")])
+            .args(["--retries", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let e = stderr_of(&r);
+    assert!(
+        e.contains(&format!("proxy http://127.0.0.1:{dead}/")) && e.contains("refused"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "{e}");
+    let dns = nxdomain_server();
+    let r = finish(
+        bin()
+            .args([
+                "-qq",
+                "cat",
+                "http://no-such-host.test/x.hbi",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["--dns-server", &dns.to_string(), "--retries", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let e = stderr_of(&r);
+    assert!(
+        e.contains("DNS: no-such-host.test: no such name (NXDOMAIN)"),
+        "{e}"
+    );
+}

@@ -76,7 +76,13 @@ impl Resolver {
         }
         let found = self.inner.lookup_ip(host).await.map_err(|e| Error::Dns {
             host: host.to_string(),
-            reason: e.to_string(),
+            reason: if e.is_nx_domain() {
+                "no such name (NXDOMAIN)".into()
+            } else if e.is_no_records_found() {
+                "no A or AAAA record".into()
+            } else {
+                e.to_string()
+            },
         })?;
         let mut addrs: Vec<IpAddr> = found.iter().collect();
         addrs.sort();

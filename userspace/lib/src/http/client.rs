@@ -20,6 +20,7 @@ use url::Url;
 use super::error::FetchError;
 use super::image_url::redact;
 use super::options::{Config, SpeedLimit};
+use super::proxy::ProxyRules;
 use crate::resolve::Resolver;
 
 /// Redirects followed per request, as curl's default `--max-redirs` is generous but finite.
@@ -82,6 +83,7 @@ pub struct Client {
     timeout: Duration,
     connect_timeout: Duration,
     speed_limit: Option<SpeedLimit>,
+    proxy: Arc<ProxyRules>,
 }
 
 impl Client {
@@ -102,6 +104,7 @@ impl Client {
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
             speed_limit: config.speed_limit,
+            proxy: config.proxy.clone(),
         })
     }
 
@@ -150,6 +153,27 @@ impl Client {
         FetchError::from_reqwest(e, self.timeout, self.connect_timeout)
     }
 
+    /// A connection failure behind a proxy is the proxy's: name it (its address, as the
+    /// user gave it, without credentials).
+    fn through_proxy(&self, url: &Url, e: FetchError) -> FetchError {
+        let Some(proxy) = self.proxy.for_url(url) else {
+            return e;
+        };
+        match e {
+            FetchError::Connect(why) => {
+                FetchError::Connect(format!("proxy {}: {why}", redact(proxy)))
+            }
+            FetchError::Timeout {
+                what: "connecting",
+                after,
+            } => FetchError::Connect(format!(
+                "proxy {}: connecting timed out after {after:?}",
+                redact(proxy)
+            )),
+            e => e,
+        }
+    }
+
     /// GETs `url`; anything but 200 is an error. A connection that closed before any answer
     /// is most likely a pooled one the server closed meanwhile: sent again at once, on a new
     /// connection.
@@ -172,7 +196,10 @@ impl Client {
         if let Some((user, pass)) = &self.credentials {
             req = req.basic_auth(user, Some(pass));
         }
-        let resp = req.send().await.map_err(|e| self.err(e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.through_proxy(url, self.err(e)))?;
         let status = resp.status();
         // reqwest follows http and https redirects; one left here goes somewhere we never
         // go (file://, ftp://): say where, not just "302".
