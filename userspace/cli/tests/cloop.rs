@@ -65,3 +65,81 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     }
     Err(())
 }
+
+/// A cloop V2 image of `block_size` blocks, each the zlib stream of the given bytes.
+fn cloop_v2(path: &std::path::Path, block_size: u32, blocks: &[Vec<u8>]) {
+    use std::io::Write;
+    let mut head = vec![0u8; 128];
+    head[..11].copy_from_slice(b"#!/bin/sh\n#");
+    head[0x0b..0x0f].copy_from_slice(b"V2.0");
+    head.extend_from_slice(&block_size.to_be_bytes());
+    head.extend_from_slice(&(blocks.len() as u32).to_be_bytes());
+    let packed: Vec<Vec<u8>> = blocks
+        .iter()
+        .map(|b| {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(b).unwrap();
+            z.finish().unwrap()
+        })
+        .collect();
+    let mut at = (head.len() + (blocks.len() + 1) * 8) as u64;
+    let mut out = head;
+    for p in &packed {
+        out.extend_from_slice(&at.to_be_bytes());
+        at += p.len() as u64;
+    }
+    out.extend_from_slice(&at.to_be_bytes());
+    for p in &packed {
+        out.extend_from_slice(p);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_block_that_inflates_to_another_size_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let bs = 4096u32;
+    let full: Vec<u8> = (0..bs).map(|i| (i * 7 % 251) as u8).collect();
+    let import = |name: &str, blocks: &[Vec<u8>]| {
+        let cl = t.path().join(format!("{name}.cloop"));
+        cloop_v2(&cl, bs, blocks);
+        let store = t.path().join(format!("st-{name}"));
+        let r = run(bin().args([
+            "import-cloop",
+            cl.to_str().unwrap(),
+            store.to_str().unwrap(),
+        ]));
+        (r, store)
+    };
+    // Past the block size: not cut short.
+    let (r, store) = import("long", &[vec![1u8; 2 * bs as usize], full.clone()]);
+    assert!(!r.status.success());
+    assert!(
+        stderr_of(&r).contains("block 0 inflates past the block size 4096"),
+        "{}",
+        stderr_of(&r)
+    );
+    assert!(!store.join("long.hbi").exists());
+    // Short, but not the last block: not zero-padded.
+    let (r, _) = import("short", &[full[..1000].to_vec(), full.clone()]);
+    assert!(!r.status.success());
+    assert!(
+        stderr_of(&r).contains("block 0 decodes to 1000 bytes, not the block size 4096"),
+        "{}",
+        stderr_of(&r)
+    );
+    // Only the last block may be short, as cloop pads it.
+    let (r, store) = import("ok", &[full.clone(), full[..1000].to_vec()]);
+    assert!(r.status.success(), "{}", stderr_of(&r));
+    let out = t.path().join("ok.img");
+    run_ok(bin().args([
+        "cat",
+        store.join("ok.hbi").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let mut want = full.clone();
+    want.extend_from_slice(&full[..1000]);
+    want.resize(2 * bs as usize, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+}

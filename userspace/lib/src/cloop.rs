@@ -197,45 +197,55 @@ impl Cloop {
             .read_exact_at(&mut data, off)
             .map_err(|e| bad(format!("block {i}: {e}")))?;
         let mut out = vec![0; self.block_size as usize];
-        match method {
+        let n = match method {
             Method::Xz => {
                 return Err(bad(format!(
                     "block {i}: xz-compressed blocks are not supported"
                 )))
             }
             Method::Codec(Codec::None) if data.len() <= out.len() => {
-                out[..data.len()].copy_from_slice(&data)
+                out[..data.len()].copy_from_slice(&data);
+                data.len()
             }
             Method::Codec(Codec::Zlib) => {
-                // cloop's last block may decode short: keep what it gives, zero the rest.
+                let zlib = |e: std::io::Error| bad(format!("block {i}: zlib: {e}"));
                 let mut dec = flate2::read::ZlibDecoder::new(&data[..]);
                 let mut n = 0;
-                loop {
-                    match dec
-                        .read(&mut out[n..])
-                        .map_err(|e| bad(format!("block {i}: zlib: {e}")))?
-                    {
+                while n < out.len() {
+                    match dec.read(&mut out[n..]).map_err(zlib)? {
                         0 => break,
                         k => n += k,
                     }
-                    if n == out.len() {
-                        break;
-                    }
                 }
+                if n == out.len() && dec.read(&mut [0u8]).map_err(zlib)? > 0 {
+                    return Err(bad(format!(
+                        "block {i} inflates past the block size {}",
+                        out.len()
+                    )));
+                }
+                n
             }
-            Method::Codec(Codec::Lz4) => {
-                lz4_flex::block::decompress_into(&data, &mut out)
-                    .map_err(|e| bad(format!("block {i}: lz4: {e}")))?;
-            }
+            Method::Codec(Codec::Lz4) => lz4_flex::block::decompress_into(&data, &mut out)
+                .map_err(|e| bad(format!("block {i}: lz4: {e}")))?,
             Method::Codec(Codec::Lzo) => {
+                // lzo1x decodes exactly the block or fails.
                 lzo1x::decompress(&data, &mut out)
                     .map_err(|e| bad(format!("block {i}: lzo: {e:?}")))?;
+                out.len()
             }
             Method::Codec(c) => {
                 return Err(bad(format!(
                     "block {i}: unexpected {c:?} payload of {len} bytes"
                 )))
             }
+        };
+        // Only the last block may be short (cloop pads it with zeros); a short one elsewhere
+        // would shift nothing but silently zero data.
+        if n < out.len() && i + 1 != self.blocks.len() {
+            return Err(bad(format!(
+                "block {i} decodes to {n} bytes, not the block size {}",
+                out.len()
+            )));
         }
         Ok(out)
     }
