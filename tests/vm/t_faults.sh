@@ -28,7 +28,7 @@ test_server_down_gives_eio_within_timeout() {
 }
 
 test_flaky_server_costs_time_not_eio() {
-    # 12% of requests answered 500, 8% closed unanswered: the helper retries within the
+    # 25% of requests answered 500, 10% closed unanswered: the helper retries within the
     # device's I/O timeout, so the whole device reads back intact, twice (the second time
     # with every block fetched again: cache_mb=1 holds almost nothing).
     insmod "$KO" cache_mb=1
