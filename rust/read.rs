@@ -42,9 +42,12 @@ impl Device {
         mut rq: Request,
     ) -> core::result::Result<(), Busy> {
         if rq.op() != Op::Read {
-            // Read-only device: writes, flushes and discards fail cleanly.
+            // The disk is read-only (`set_disk_ro`): userspace writes stop at the block layer
+            // with EPERM; what comes here is an in-kernel writer that ignores the flag (the
+            // block layer only warns). It gets EIO: blk-mq has no status for EROFS, and
+            // `errno_to_blk_status` would turn one into BLK_STS_IOERR anyway.
             self.stats.writes_refused.fetch_add(1, Ordering::Relaxed);
-            rq.end(Err(EROFS));
+            rq.end(Err(EIO));
             return Ok(());
         }
         if self.is_dead() {
