@@ -379,38 +379,49 @@ fn a_bad_index_is_named_and_refused_by_its_header() {
         assert!(err.contains(says), "{name}: {err}");
     }
 
-    // Over HTTP, a chunked body of garbage (no length to refuse it by) is dropped after its
-    // first bytes, not read up to the index size limit (144 MiB).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        use std::io::Write;
-        let (mut c, _) = listener.accept().unwrap();
-        let mut req = [0; 4096];
-        let _ = c.read(&mut req);
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let chunk = [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat();
-        let mut sent = 0usize;
-        while sent < 160 << 20 && c.write_all(&chunk).is_ok() {
-            sent += 0x4000;
-        }
-        sent
-    });
-    let url = format!("http://127.0.0.1:{port}/junk.hbi");
-    let child = bin()
-        .args(["cat", &url, "-o", "/dev/null", "--retries", "0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child);
-    let err = stderr_of(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains(&format!("{url}: bad index: not an httpblk index")),
-        "{err}"
-    );
-    let sent = server.join().unwrap();
-    assert!(sent < 32 << 20, "{sent} bytes of garbage were read: {err}");
+    // Over HTTP, garbage is called that after its first bytes, and not read on: a chunked
+    // body (no length to refuse it by), and one declaring more than the index size limit
+    // (144 MiB).
+    for head in [
+        "Transfer-Encoding: chunked".to_string(),
+        format!("Content-Length: {}", 150u64 << 20),
+    ] {
+        let chunked = head.starts_with("Transfer");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut c, _) = listener.accept().unwrap();
+            let mut req = [0; 4096];
+            let _ = c.read(&mut req);
+            let _ = c.write_all(format!("HTTP/1.1 200 OK\r\n{head}\r\n\r\n").as_bytes());
+            let chunk = if chunked {
+                [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat()
+            } else {
+                vec![0x5a; 0x4000]
+            };
+            let mut sent = 0usize;
+            while sent < 150 << 20 && c.write_all(&chunk).is_ok() {
+                sent += 0x4000;
+            }
+            sent
+        });
+        let url = format!("http://127.0.0.1:{port}/junk.hbi");
+        let child = bin()
+            .args(["cat", &url, "-o", "/dev/null", "--retries", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish(child);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("{url}: bad index: not an httpblk index")),
+            "{err}"
+        );
+        let sent = server.join().unwrap();
+        assert!(sent < 32 << 20, "{sent} bytes of garbage were read: {err}");
+    }
 }
 
 #[test]
@@ -603,6 +614,30 @@ fn a_dead_proxy_and_a_missing_name_name_themselves_in_the_final_message() {
     let e = stderr_of(&r);
     assert!(
         e.contains("DNS: no-such-host.test: no such name (NXDOMAIN)"),
+        "{e}"
+    );
+    // A DNS server that never answers is named.
+    let mute = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let at = mute.local_addr().unwrap();
+    let r = finish(
+        bin()
+            .args([
+                "-qq",
+                "cat",
+                "http://no-such-host.test/x.hbi",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["--dns-server", &at.to_string(), "--retries", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let e = stderr_of(&r);
+    assert!(
+        e.contains(&format!(
+            "DNS: no-such-host.test: no answer from --dns-server {at}"
+        )),
         "{e}"
     );
 }

@@ -32,6 +32,27 @@ fn a_404_beats_a_refused_connection() {
     let err = stderr_of(&r);
     let last = err.lines().last().unwrap_or("");
     assert!(last.contains("404"), "{err}");
+    // With the default retry budget too, the server's answer comes at once: retrying the
+    // dead mirror would only delay it.
+    let t0 = std::time::Instant::now();
+    let r = run(bin().args(["cat", &dead_url(), &s.url("typo.hbi")]));
+    assert!(!r.status.success());
+    assert!(stderr_of(&r).contains("HTTP 404"), "{}", stderr_of(&r));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    // A mirror serving another index than the pinned one is named in the final message.
+    let pin = "0".repeat(64);
+    let r = run(bin().args(["cat", &s.url("disk.hbi"), "--index-digest", &pin]));
+    let e = stderr_of(&r);
+    assert!(
+        e.lines()
+            .last()
+            .is_some_and(|l| l.contains(&s.url("disk.hbi")) && l.contains("index digest mismatch")),
+        "{e}"
+    );
 }
 
 #[test]

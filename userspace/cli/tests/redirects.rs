@@ -27,7 +27,8 @@ fn redirects_are_followed_per_file_and_loops_refused() {
            location ~ ^/other/(.*)$ {{ return 302 http://127.0.0.1:{pb}/st/$1$is_args$args; }} \
            location ~ ^/loop/(.*)$ {{ return 302 /loop2/$1; }} \
            location ~ ^/loop2/(.*)$ {{ return 302 /loop/$1; }} \
-           location ~ ^/file/ {{ return 302 file:///etc/passwd; }} }} \
+           location ~ ^/file/ {{ return 302 file:///etc/passwd; }} \
+           location ~ ^/gopher/ {{ return 302 gopher://127.0.0.1/x; }} }} \
          server {{ listen 127.0.0.1:{pb}; root {r}; }}"
     );
     let Some(nginx) = Nginx::start(&t.path().join("nginx"), &servers, &[pa, pb]) else {
@@ -92,4 +93,12 @@ fn redirects_are_followed_per_file_and_loops_refused() {
         "{err}"
     );
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "{err}");
+    // reqwest refuses other schemes itself ("URL scheme is not allowed"): the same message.
+    let r = cat(&format!("http://127.0.0.1:{pa}/gopher/img.hbi"));
+    assert!(!r.status.success());
+    let err = stderr_of(&r);
+    assert!(
+        err.contains("HTTP 302 to gopher://127.0.0.1/x not followed"),
+        "{err}"
+    );
 }

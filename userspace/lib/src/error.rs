@@ -21,8 +21,13 @@ pub enum Error {
     #[error("bad index: {0}")]
     BadIndex(String),
 
-    #[error("index digest mismatch: expected {expected}, got {actual}")]
-    IndexDigestMismatch { expected: String, actual: String },
+    /// `at` is the file or URL (without credentials or query) that served the index.
+    #[error("{at}: index digest mismatch: expected {expected}, got {actual}")]
+    IndexDigestMismatch {
+        at: String,
+        expected: String,
+        actual: String,
+    },
 
     #[error("block {index} ({name}): {reason}")]
     BadBlock {

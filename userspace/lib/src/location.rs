@@ -271,6 +271,7 @@ impl Location {
                 if let Some(expected) = pin {
                     if !expected.eq_ignore_ascii_case(&actual) {
                         return Err(Error::IndexDigestMismatch {
+                            at: path.display().to_string(),
                             expected: expected.to_lowercase(),
                             actual,
                         });

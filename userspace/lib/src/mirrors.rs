@@ -370,10 +370,11 @@ impl Mirrors {
                     let sha = sha256_hex(&raw);
                     if let Some(p) = pin.filter(|p| !p.eq_ignore_ascii_case(&sha)) {
                         let e = Error::IndexDigestMismatch {
+                            at: m.shown.clone(),
                             expected: p.to_lowercase(),
                             actual: sha,
                         };
-                        tracing::warn!("mirror {} at {}: skipped: {e}", m.shown, ep.label());
+                        tracing::warn!("mirror at {}: skipped: {e}", ep.label());
                         let mut st = ep.state.lock().unwrap();
                         st.health = Health::WrongImage;
                         st.last_error = e.to_string();
@@ -396,7 +397,9 @@ impl Mirrors {
                 }
             }
             let Some(retry_after) = retryable else { break };
-            if agreed.is_some() {
+            // A server's own answer (404, 403, a TLS error) is what retrying the others
+            // would only delay: it is reported now.
+            if agreed.is_some() || !hopeless.is_empty() {
                 break;
             }
             round += 1;

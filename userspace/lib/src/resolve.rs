@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfigGroup, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::TokioResolver;
 
 use crate::{Error, Result};
@@ -18,6 +19,8 @@ pub struct Resolver {
     inner: TokioResolver,
     /// The system's resolver: /etc/hosts first, as getaddrinfo does.
     hosts_file: bool,
+    /// Who is asked, for messages.
+    servers: String,
 }
 
 /// Where the system lists its static host names.
@@ -58,6 +61,10 @@ impl Resolver {
         Ok(Resolver {
             inner: builder.build(),
             hosts_file,
+            servers: server.map_or_else(
+                || "the name servers of /etc/resolv.conf".into(),
+                |s| format!("--dns-server {s}"),
+            ),
         })
     }
 
@@ -78,6 +85,11 @@ impl Resolver {
             host: host.to_string(),
             reason: if e.is_nx_domain() {
                 "no such name (NXDOMAIN)".into()
+            } else if e
+                .proto()
+                .is_some_and(|p| matches!(p.kind(), ProtoErrorKind::Timeout))
+            {
+                format!("no answer from {}", self.servers)
             } else if e.is_no_records_found() {
                 "no A or AAAA record".into()
             } else {

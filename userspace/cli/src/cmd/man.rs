@@ -73,17 +73,14 @@ fn exit_status(sub: &str) -> Vec<(&'static str, &'static str)> {
     let mut v = vec![
         ("0", "Success."),
         ("1", "An error; its cause is printed on standard error."),
-        (
-            "2",
-            "A command line that could not be parsed (and, for verify, see below).",
-        ),
+        ("2", "A command line that could not be parsed."),
     ];
     match sub {
         "verify" => {
             v[2] = (
                 "2",
-                "A block file missing or corrupt, or a mirror serving another image \
-                 (or a command line that could not be parsed).",
+                "A block file missing or corrupt, or a mirror serving another image; or a \
+                 command line that could not be parsed.",
             );
             v.push((
                 "3",
@@ -103,7 +100,10 @@ fn exit_status(sub: &str) -> Vec<(&'static str, &'static str)> {
             ));
         }
         "" => {
-            v.push(("3", "verify: something could not be checked."));
+            v.push((
+                "2, 3",
+                "verify: something bad found (2), or something could not be checked (3).",
+            ));
             v.push(("28", "cat, verify: stopped by --max-time."));
             v.push(("130, 143", "cat: interrupted by SIGINT or SIGTERM."));
         }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 /// Last-Modified); -v logs each request.
 #[derive(clap::Args)]
 pub struct Args {
+    /// The store: the directory `httpblk create` wrote (indexes and blocks/).
     dir: PathBuf,
     /// Address to listen on, e.g. 127.0.0.1:8080 or [::1]:8080.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -39,6 +39,8 @@ pub enum RedirectError {
     TooMany,
     #[error("redirect loop back to {0}")]
     Loop(String),
+    #[error("HTTP {0} to {1} not followed: only http:// and https:// are")]
+    Scheme(u16, String),
 }
 
 fn redirect_policy() -> redirect::Policy {
@@ -46,6 +48,10 @@ fn redirect_policy() -> redirect::Policy {
         if attempt.previous().iter().any(|u| u == attempt.url()) {
             let url = redact(attempt.url());
             return attempt.error(RedirectError::Loop(url));
+        }
+        if !matches!(attempt.url().scheme(), "http" | "https") {
+            let (status, url) = (attempt.status().as_u16(), redact(attempt.url()));
+            return attempt.error(RedirectError::Scheme(status, url));
         }
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(RedirectError::TooMany);
@@ -295,12 +301,9 @@ impl Client {
         len_of: impl Fn(&[u8]) -> Result<usize, String>,
     ) -> Result<Bytes, FetchError> {
         let mut resp = self.send(url).await?;
+        // A declared length over `max_len` is refused once the first bytes had their say
+        // (a garbage file is called that, not too long).
         let declared = Self::declared_len(&resp);
-        if declared.is_some_and(|n| n > max_len as u64) {
-            return Err(FetchError::TooLong {
-                limit: max_len as u64,
-            });
-        }
         let mut limit = max_len;
         let mut want = None;
         let mut out = Vec::with_capacity(declared.unwrap_or(0).min(head_len as u64) as usize);
@@ -318,6 +321,11 @@ impl Client {
             let ended = chunk.is_none();
             if want.is_none() && (out.len() >= head_len || ended) {
                 let n = len_of(&out).map_err(FetchError::BadContent)?;
+                if declared.is_some_and(|d| d > max_len as u64) {
+                    return Err(FetchError::TooLong {
+                        limit: max_len as u64,
+                    });
+                }
                 if declared.is_some_and(|d| d != n as u64) {
                     return Err(FetchError::BadContent(format!(
                         "{} bytes declared, {n} expected from its first bytes",
