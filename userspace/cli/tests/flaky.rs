@@ -385,3 +385,32 @@ fn credentials_go_with_every_request_and_never_into_messages() {
     assert!(seen.iter().filter(|l| l.contains("/blocks/")).count() > 10);
     assert!(seen.iter().all(|l| l.ends_with("?sig=abc123")), "{seen:?}");
 }
+
+#[test]
+fn a_stalled_server_is_left_long_before_the_request_timeout() {
+    // A server that sends half a block and stops: the try fails once nothing came for the
+    // stall timeout (10 s), not at the request timeout (60 s here), so that a helper still
+    // has time to ask another mirror.
+    let t = tempfile::tempdir().unwrap();
+    let (_, st, _) = store(t.path(), 57);
+    let b = Behaviour {
+        stall_first: 1 << 20,
+        ..Behaviour::default()
+    };
+    let srv = Flaky::start(st, b, 12);
+    let t0 = Instant::now();
+    let r = run(bin()
+        .args(["cat", &srv.url("img.hbi"), "-o", "/dev/null"])
+        .args(["--request-timeout-ms", "60000", "--retries", "0"]));
+    let took = t0.elapsed();
+    assert!(!r.status.success());
+    assert!(
+        stderr_of(&r).contains("waiting for data timed out after 10s"),
+        "{}",
+        stderr_of(&r)
+    );
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+}

@@ -4,8 +4,8 @@
 //! curl's rules, redirects followed up to a bound, credentials and extra headers on every
 //! request, and bodies bounded by what the index says (a lying server cannot make us
 //! allocate). The request timeout bounds a whole request, from connecting to its body's last
-//! byte; the connect timeout bounds connecting; a speed limit (curl's) fails a body that
-//! crawls. A request whose connection closed before any answer (a keep-alive connection the
+//! byte; the connect timeout bounds connecting; a try that receives nothing for
+//! `STALL_TIMEOUT` fails (a frozen server); a speed limit (curl's) fails a body that crawls. A request whose connection closed before any answer (a keep-alive connection the
 //! server had just closed) is sent again at once, once, before it counts as failed.
 
 use std::net::SocketAddr;
@@ -27,6 +27,9 @@ use crate::resolve::Resolver;
 pub const MAX_REDIRECTS: usize = 10;
 /// Longest `Retry-After` obeyed; a server asking for more gets this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// A try that receives nothing for this long (no answer, a body that stopped) fails, so that
+/// a frozen server is left for another well before the request timeout.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 flow-control windows: a whole 4 MiB block per stream without waiting for window
 /// updates, and many blocks in flight per connection.
 const H2_STREAM_WINDOW: u32 = 4 << 20;
@@ -134,6 +137,7 @@ impl Client {
             .no_proxy()
             .proxy(reqwest::Proxy::custom(move |u| rules.for_url(u).cloned()))
             .connect_timeout(config.connect_timeout)
+            .read_timeout(STALL_TIMEOUT.min(config.timeout))
             .timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(max_idle)
@@ -155,8 +159,21 @@ impl Client {
             .map_err(|e| crate::Error::Invalid(format!("HTTP client: {}", super::error::chain(&e))))
     }
 
-    fn err(&self, e: reqwest::Error) -> FetchError {
-        FetchError::from_reqwest(e, self.timeout, self.connect_timeout)
+    /// Classifies `e`, a failure of a try that began at `started`: a timeout before the
+    /// request timeout was a stall.
+    fn err(&self, e: reqwest::Error, started: Instant) -> FetchError {
+        match FetchError::from_reqwest(e, self.timeout, self.connect_timeout) {
+            FetchError::Timeout {
+                what: "the request",
+                ..
+            } if started.elapsed() + Duration::from_millis(50) < self.timeout => {
+                FetchError::Timeout {
+                    what: "waiting for data",
+                    after: STALL_TIMEOUT,
+                }
+            }
+            e => e,
+        }
     }
 
     /// A connection failure behind a proxy is the proxy's: name it (its address, as the
@@ -198,6 +215,7 @@ impl Client {
         client: &reqwest::Client,
         url: &Url,
     ) -> Result<reqwest::Response, FetchError> {
+        let started = Instant::now();
         let mut req = client.get(url.clone());
         if let Some((user, pass)) = &self.credentials {
             req = req.basic_auth(user, Some(pass));
@@ -205,7 +223,7 @@ impl Client {
         let resp = req
             .send()
             .await
-            .map_err(|e| self.through_proxy(url, self.err(e)))?;
+            .map_err(|e| self.through_proxy(url, self.err(e, started)))?;
         let status = resp.status();
         // reqwest follows http and https redirects; one left here goes somewhere we never
         // go (file://, ftp://): say where, not just "302".
@@ -247,13 +265,13 @@ impl Client {
         speed: &mut Speed,
     ) -> Result<Option<Bytes>, FetchError> {
         let Some(limit) = speed.limit else {
-            return resp.chunk().await.map_err(|e| self.err(e));
+            return resp.chunk().await.map_err(|e| self.err(e, speed.started));
         };
         loop {
             let window_end = speed.window_start + limit.time;
             match tokio::time::timeout_at(window_end.into(), resp.chunk()).await {
                 Ok(chunk) => {
-                    let chunk = chunk.map_err(|e| self.err(e))?;
+                    let chunk = chunk.map_err(|e| self.err(e, speed.started))?;
                     speed.add(chunk.as_ref().map_or(0, |c| c.len()))?;
                     return Ok(chunk);
                 }
@@ -266,6 +284,7 @@ impl Client {
     /// Fetches `url` into `buf`, which it must fill exactly.
     pub async fn get_exact(&self, url: &Url, buf: &mut [u8]) -> Result<(), FetchError> {
         let want = buf.len() as u64;
+        let started = Instant::now();
         let mut resp = self.send(url).await?;
         match Self::declared_len(&resp) {
             Some(n) if n > want => return Err(FetchError::TooLong { limit: want }),
@@ -273,7 +292,7 @@ impl Client {
             _ => {}
         }
         let mut n = 0usize;
-        let mut speed = Speed::new(self.speed_limit);
+        let mut speed = Speed::new(self.speed_limit, started);
         while let Some(chunk) = self.chunk(&mut resp, &mut speed).await? {
             if chunk.len() > buf.len() - n {
                 return Err(FetchError::TooLong { limit: want });
@@ -300,6 +319,7 @@ impl Client {
         head_len: usize,
         len_of: impl Fn(&[u8]) -> Result<usize, String>,
     ) -> Result<Bytes, FetchError> {
+        let started = Instant::now();
         let mut resp = self.send(url).await?;
         // A declared length over `max_len` is refused once the first bytes had their say
         // (a garbage file is called that, not too long).
@@ -307,7 +327,7 @@ impl Client {
         let mut limit = max_len;
         let mut want = None;
         let mut out = Vec::with_capacity(declared.unwrap_or(0).min(head_len as u64) as usize);
-        let mut speed = Speed::new(self.speed_limit);
+        let mut speed = Speed::new(self.speed_limit, started);
         loop {
             let chunk = self.chunk(&mut resp, &mut speed).await?;
             if let Some(c) = &chunk {
@@ -354,14 +374,17 @@ impl Client {
 /// window ends with fewer than the limit asks, the transfer fails; else a new window starts.
 struct Speed {
     limit: Option<SpeedLimit>,
+    /// When the try began (for telling a stall from the request timeout).
+    started: Instant,
     window_start: Instant,
     bytes: u64,
 }
 
 impl Speed {
-    fn new(limit: Option<SpeedLimit>) -> Speed {
+    fn new(limit: Option<SpeedLimit>, started: Instant) -> Speed {
         Speed {
             limit,
+            started,
             window_start: Instant::now(),
             bytes: 0,
         }
