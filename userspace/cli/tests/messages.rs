@@ -641,3 +641,51 @@ fn a_dead_proxy_and_a_missing_name_name_themselves_in_the_final_message() {
         "{e}"
     );
 }
+
+#[test]
+fn an_index_followed_by_more_is_cut_off_at_its_length() {
+    // A chunked answer (no length declared) whose first chunk holds a whole valid index and
+    // more, then goes on: refused as too long, and not read on (the helper runs as root).
+    let t = tempfile::tempdir().unwrap();
+    let src = image(t.path(), "img", 64 << 10, 95);
+    let store = t.path().join("st");
+    create(&src, &store, &["--block-size", "65536"]);
+    let index = std::fs::read(store.join("img.hbi")).unwrap();
+    let want = index.len();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut c, _) = listener.accept().unwrap();
+        let mut req = [0; 4096];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let mut first = index.clone();
+        first.extend_from_slice(&[0x5a; 4096]);
+        let _ = c.write_all(format!("{:x}\r\n", first.len()).as_bytes());
+        let _ = c.write_all(&first);
+        let _ = c.write_all(b"\r\n");
+        let chunk = [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat();
+        let mut sent = first.len();
+        while sent < 150 << 20 && c.write_all(&chunk).is_ok() {
+            sent += 0x4000;
+        }
+        sent
+    });
+    let url = format!("http://127.0.0.1:{port}/img.hbi");
+    let out = finish(
+        bin()
+            .args(["cat", &url, "-o", "/dev/null", "--retries", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("body longer than the expected {want} bytes")),
+        "{err}"
+    );
+    let sent = server.join().unwrap();
+    assert!(sent < 32 << 20, "{sent} bytes were read: {err}");
+}

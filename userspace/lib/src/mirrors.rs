@@ -345,6 +345,8 @@ impl Mirrors {
         let mut round = 0;
         loop {
             let mut retryable = None;
+            // Whether every retryable failure of this round was a connection not made.
+            let mut unanswered_only = true;
             for m in &set.mirrors {
                 let endpoints = m.endpoints.lock().unwrap().clone();
                 for ep in endpoints {
@@ -360,6 +362,13 @@ impl Mirrors {
                             ep.state.lock().unwrap().last_error = e.to_string();
                             if e.is_retryable() {
                                 retryable = e.retry_after().or(retryable).or(Some(Duration::ZERO));
+                                unanswered_only &= matches!(
+                                    &e,
+                                    Error::Fetch {
+                                        kind: FetchError::Connect(_),
+                                        ..
+                                    }
+                                );
                             } else {
                                 hopeless.push(ep.clone());
                             }
@@ -397,9 +406,10 @@ impl Mirrors {
                 }
             }
             let Some(retry_after) = retryable else { break };
-            // A server's own answer (404, 403, a TLS error) is what retrying the others
-            // would only delay: it is reported now.
-            if agreed.is_some() || !hopeless.is_empty() {
+            // A server's own answer (404, 403, a TLS error), beside connections refused, is
+            // what retrying those would only delay: it is reported now. A 503 or a timeout
+            // elsewhere may yet turn into the index.
+            if agreed.is_some() || (!hopeless.is_empty() && unanswered_only) {
                 break;
             }
             round += 1;
@@ -699,7 +709,23 @@ impl Mirrors {
             }
             let exclude = tried.clone();
             tried.push(ep.clone());
-            match self.attempt(&ep, &exclude, rel, slot).await {
+            // A retry ends with the budget, so that a fetch never outlives it by more than
+            // one request timeout: the helper's slot is freed soon after the read failed.
+            let attempt = self.attempt(&ep, &exclude, rel, slot);
+            let r = match worst.is_some().then(|| retry.rest()) {
+                Some(rest) => match tokio::time::timeout(rest, attempt).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Self::fetch_error(
+                        &self.mirrors[ep.mirror].url.file(rel)?,
+                        FetchError::Timeout {
+                            what: "the last try, at the end of the retry budget,",
+                            after: rest,
+                        },
+                    )),
+                },
+                None => attempt.await,
+            };
+            match r {
                 Ok(served) => return Ok(served),
                 Err(e) => {
                     if !e.is_retryable() {
@@ -817,6 +843,11 @@ impl Retry {
             deadline: Instant::now() + config.retry_budget,
             left: config.retries,
         }
+    }
+
+    /// What is left of the budget.
+    fn rest(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// Takes one retry that would start after `pause`, if the budget allows it.

@@ -24,8 +24,9 @@ pub struct HttpArgs {
     /// retried), as curl's option [default: no limit].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub speed_limit: Option<u64>,
-    /// The time --speed-limit is averaged over, in seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "30", requires = "speed_limit")]
+    /// The time --speed-limit is averaged over, in seconds, per request (curl's default, 30,
+    /// is as long as a whole request may take here).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "10", requires = "speed_limit")]
     pub speed_time: Duration,
     /// Try a failed request again (connection error, timeout, 5xx, short body) for this many
     /// seconds after its first try: other mirrors first, then all again after a pause that
@@ -92,12 +93,19 @@ impl HttpArgs {
             (None, false) => None,
         };
         let defaults = Options::default();
+        let timeout = self
+            .request_timeout_ms
+            .map(Duration::from_millis)
+            .or(io_timeout)
+            .unwrap_or(defaults.timeout);
+        anyhow::ensure!(
+            self.speed_limit.is_none() || self.speed_time < timeout,
+            "--speed-time {:?} is not shorter than the request timeout ({timeout:?}): the speed \
+             limit could never act",
+            self.speed_time
+        );
         Ok(Options {
-            timeout: self
-                .request_timeout_ms
-                .map(Duration::from_millis)
-                .or(io_timeout)
-                .unwrap_or(defaults.timeout),
+            timeout,
             connect_timeout: self.connect_timeout.unwrap_or(defaults.connect_timeout),
             speed_limit: self.speed_limit.map(|bytes_per_s| SpeedLimit {
                 bytes_per_s,

@@ -4,8 +4,9 @@
 //! curl's rules, redirects followed up to a bound, credentials and extra headers on every
 //! request, and bodies bounded by what the index says (a lying server cannot make us
 //! allocate). The request timeout bounds a whole request, from connecting to its body's last
-//! byte; the connect timeout bounds connecting; a try that receives nothing for
-//! `STALL_TIMEOUT` fails (a frozen server); a speed limit (curl's) fails a body that crawls. A request whose connection closed before any answer (a keep-alive connection the
+//! byte; the connect timeout bounds connecting; a try that receives nothing for a third of
+//! the request timeout fails (a frozen server); a speed limit (curl's) fails a body that
+//! crawls. A request whose connection closed before any answer (a keep-alive connection the
 //! server had just closed) is sent again at once, once, before it counts as failed.
 
 use std::net::SocketAddr;
@@ -27,9 +28,16 @@ use crate::resolve::Resolver;
 pub const MAX_REDIRECTS: usize = 10;
 /// Longest `Retry-After` obeyed; a server asking for more gets this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// A try that receives nothing for this long (no answer, a body that stopped) fails, so that
-/// a frozen server is left for another well before the request timeout.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A try that receives nothing for a third of the request timeout (10 s by default) fails:
+/// a frozen server is left for another while there is time, and a deep queue on a slow link
+/// (a long request timeout) is not taken for one. Never shorter than the connect timeout,
+/// which reqwest's read timeout would otherwise cut short (it also times the wait for the
+/// head, connecting included).
+fn stall_bound(config: &Config) -> Duration {
+    (config.timeout / 3)
+        .max(config.connect_timeout)
+        .min(config.timeout)
+}
 /// HTTP/2 flow-control windows: a whole 4 MiB block per stream without waiting for window
 /// updates, and many blocks in flight per connection.
 const H2_STREAM_WINDOW: u32 = 4 << 20;
@@ -44,6 +52,12 @@ pub enum RedirectError {
     Loop(String),
     #[error("HTTP {0} to {1} not followed: only http:// and https:// are")]
     Scheme(u16, String),
+}
+
+impl From<RedirectError> for FetchError {
+    fn from(e: RedirectError) -> FetchError {
+        FetchError::Redirect(e.to_string())
+    }
 }
 
 fn redirect_policy() -> redirect::Policy {
@@ -91,6 +105,7 @@ pub struct Client {
     credentials: Option<(String, String)>,
     timeout: Duration,
     connect_timeout: Duration,
+    stall: Duration,
     speed_limit: Option<SpeedLimit>,
     proxy: Arc<ProxyRules>,
 }
@@ -112,6 +127,7 @@ impl Client {
             credentials,
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
+            stall: stall_bound(config),
             speed_limit: config.speed_limit,
             proxy: config.proxy.clone(),
         })
@@ -137,7 +153,7 @@ impl Client {
             .no_proxy()
             .proxy(reqwest::Proxy::custom(move |u| rules.for_url(u).cloned()))
             .connect_timeout(config.connect_timeout)
-            .read_timeout(STALL_TIMEOUT.min(config.timeout))
+            .read_timeout(stall_bound(config))
             .timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(max_idle)
@@ -169,7 +185,7 @@ impl Client {
             } if started.elapsed() + Duration::from_millis(50) < self.timeout => {
                 FetchError::Timeout {
                     what: "waiting for data",
-                    after: STALL_TIMEOUT,
+                    after: self.stall,
                 }
             }
             e => e,
@@ -228,12 +244,13 @@ impl Client {
         // reqwest follows http and https redirects; one left here goes somewhere we never
         // go (file://, ftp://): say where, not just "302".
         if status.is_redirection() {
-            if let Some(to) = resp.headers().get(LOCATION) {
-                let to = String::from_utf8_lossy(to.as_bytes());
-                return Err(FetchError::Redirect(format!(
-                    "HTTP {} to {to} not followed: only http:// and https:// are",
-                    status.as_u16()
-                )));
+            let elsewhere = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| resp.url().join(&String::from_utf8_lossy(v.as_bytes())).ok())
+                .filter(|u| !matches!(u.scheme(), "http" | "https"));
+            if let Some(to) = elsewhere {
+                return Err(RedirectError::Scheme(status.as_u16(), redact(&to)).into());
             }
         }
         if status != reqwest::StatusCode::OK {
@@ -309,6 +326,33 @@ impl Client {
         Ok(())
     }
 
+    /// The length the first bytes `head` of a file give (`len_of`), checked against what the
+    /// server declared, `max_len`, and what already arrived.
+    fn sized_by_head(
+        head: &[u8],
+        declared: Option<u64>,
+        max_len: usize,
+        len_of: impl Fn(&[u8]) -> Result<usize, String>,
+    ) -> Result<usize, FetchError> {
+        // The first bytes speak first: garbage is called that, not too long.
+        let n = len_of(head).map_err(FetchError::BadContent)?;
+        if n > max_len || declared.is_some_and(|d| d > max_len as u64) {
+            return Err(FetchError::TooLong {
+                limit: max_len as u64,
+            });
+        }
+        if declared.is_some_and(|d| d != n as u64) {
+            return Err(FetchError::BadContent(format!(
+                "{} bytes declared, {n} expected from its first bytes",
+                declared.unwrap_or(0)
+            )));
+        }
+        if head.len() > n {
+            return Err(FetchError::TooLong { limit: n as u64 });
+        }
+        Ok(n)
+    }
+
     /// Fetches `url` whole, a file whose first `head_len` bytes tell its length: `len_of`
     /// checks them and gives the length (or why the file is not what was asked for), so that
     /// neither a declared length nor a body over `max_len` or off that length is read further.
@@ -331,7 +375,9 @@ impl Client {
         loop {
             let chunk = self.chunk(&mut resp, &mut speed).await?;
             if let Some(c) = &chunk {
-                if c.len() > limit - out.len() {
+                // `out` never holds more than `limit` (checked below once the length is
+                // known), so this cannot wrap.
+                if c.len() > limit.saturating_sub(out.len()) {
                     return Err(FetchError::TooLong {
                         limit: limit as u64,
                     });
@@ -340,19 +386,8 @@ impl Client {
             }
             let ended = chunk.is_none();
             if want.is_none() && (out.len() >= head_len || ended) {
-                let n = len_of(&out).map_err(FetchError::BadContent)?;
-                if declared.is_some_and(|d| d > max_len as u64) {
-                    return Err(FetchError::TooLong {
-                        limit: max_len as u64,
-                    });
-                }
-                if declared.is_some_and(|d| d != n as u64) {
-                    return Err(FetchError::BadContent(format!(
-                        "{} bytes declared, {n} expected from its first bytes",
-                        declared.unwrap_or(0)
-                    )));
-                }
-                limit = n.min(max_len);
+                let n = Self::sized_by_head(&out, declared, max_len, &len_of)?;
+                limit = n;
                 out.reserve_exact(limit.saturating_sub(out.len()));
                 want = Some(n);
             }

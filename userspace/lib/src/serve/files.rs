@@ -52,7 +52,9 @@ pub(super) fn open_beneath(root: &Path, rel: &Path) -> std::io::Result<File> {
     )?;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     match rustix::fs::openat2(&dir, rel, flags, Mode::empty(), resolve) {
-        Err(rustix::io::Errno::NOSYS) => open_canonical(root, rel, flags),
+        // No openat2 (before 5.6), or a seccomp filter that refuses it (older container
+        // profiles answer EPERM).
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => open_canonical(root, rel, flags),
         r => Ok(File::from(r?)),
     }
 }
