@@ -596,50 +596,29 @@ fn a_dead_proxy_and_a_missing_name_name_themselves_in_the_final_message() {
         "{e}"
     );
     assert!(!e.contains("secret"), "{e}");
-    let dns = nxdomain_server();
-    let r = finish(
-        bin()
-            .args([
-                "-qq",
-                "cat",
-                "http://no-such-host.test/x.hbi",
-                "-o",
-                "/dev/null",
-            ])
-            .args(["--dns-server", &dns.to_string(), "--retries", "0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let e = stderr_of(&r);
+    // A missing name, and a DNS server that never answers, are named.
+    let resolving_with = |server: std::net::SocketAddr| {
+        let r = finish(
+            bin()
+                .args(["-qq", "cat", "http://no-such-host.test/x.hbi"])
+                .args(["-o", "/dev/null", "--retries", "0"])
+                .args(["--dns-server", &server.to_string()])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        stderr_of(&r)
+    };
+    let e = resolving_with(nxdomain_server());
     assert!(
         e.contains("DNS: no-such-host.test: no such name (NXDOMAIN)"),
         "{e}"
     );
-    // A DNS server that never answers is named.
     let mute = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let at = mute.local_addr().unwrap();
-    let r = finish(
-        bin()
-            .args([
-                "-qq",
-                "cat",
-                "http://no-such-host.test/x.hbi",
-                "-o",
-                "/dev/null",
-            ])
-            .args(["--dns-server", &at.to_string(), "--retries", "0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let e = stderr_of(&r);
-    assert!(
-        e.contains(&format!(
-            "DNS: no-such-host.test: no answer from --dns-server {at}"
-        )),
-        "{e}"
-    );
+    let e = resolving_with(at);
+    let says = format!("DNS: no-such-host.test: no answer from --dns-server {at}");
+    assert!(e.contains(&says), "{e}");
 }
 
 #[test]
