@@ -344,6 +344,40 @@ fn create_names_a_source_that_is_no_image() {
     assert!(!stderr_of(&r).contains("Illegal seek"), "{}", stderr_of(&r));
 }
 
+/// A server on loopback that answers one request with `head`, then `first` (one chunk of a
+/// chunked body, or as it is), then bytes 0x5a up to 150 MiB or until the client goes;
+/// returns its port and, when joined, how many body bytes it got out.
+fn endless_answer(head: &str, first: Vec<u8>) -> (u16, std::thread::JoinHandle<usize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let head = head.to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunked = head.starts_with("Transfer-Encoding: chunked");
+        let framed = |data: &[u8]| {
+            if chunked {
+                [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat()
+            } else {
+                data.to_vec()
+            }
+        };
+        let (mut c, _) = listener.accept().unwrap();
+        let mut req = [0; 4096];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(format!("HTTP/1.1 200 OK\r\n{head}\r\n\r\n").as_bytes());
+        let mut sent = 0usize;
+        if !first.is_empty() && c.write_all(&framed(&first)).is_ok() {
+            sent += first.len();
+        }
+        let chunk = framed(&[0x5a; 0x4000]);
+        while sent < 150 << 20 && c.write_all(&chunk).is_ok() {
+            sent += 0x4000;
+        }
+        sent
+    });
+    (port, server)
+}
+
 #[test]
 fn a_bad_index_is_named_and_refused_by_its_header() {
     let t = tempfile::tempdir().unwrap();
@@ -386,26 +420,7 @@ fn a_bad_index_is_named_and_refused_by_its_header() {
         "Transfer-Encoding: chunked".to_string(),
         format!("Content-Length: {}", 150u64 << 20),
     ] {
-        let chunked = head.starts_with("Transfer");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            use std::io::Write;
-            let (mut c, _) = listener.accept().unwrap();
-            let mut req = [0; 4096];
-            let _ = c.read(&mut req);
-            let _ = c.write_all(format!("HTTP/1.1 200 OK\r\n{head}\r\n\r\n").as_bytes());
-            let chunk = if chunked {
-                [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat()
-            } else {
-                vec![0x5a; 0x4000]
-            };
-            let mut sent = 0usize;
-            while sent < 150 << 20 && c.write_all(&chunk).is_ok() {
-                sent += 0x4000;
-            }
-            sent
-        });
+        let (port, server) = endless_answer(&head, Vec::new());
         let url = format!("http://127.0.0.1:{port}/junk.hbi");
         let child = bin()
             .args(["cat", &url, "-o", "/dev/null", "--retries", "0"])
@@ -631,26 +646,9 @@ fn an_index_followed_by_more_is_cut_off_at_its_length() {
     create(&src, &store, &["--block-size", "65536"]);
     let index = std::fs::read(store.join("img.hbi")).unwrap();
     let want = index.len();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        use std::io::Write;
-        let (mut c, _) = listener.accept().unwrap();
-        let mut req = [0; 4096];
-        let _ = c.read(&mut req);
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let mut first = index.clone();
-        first.extend_from_slice(&[0x5a; 4096]);
-        let _ = c.write_all(format!("{:x}\r\n", first.len()).as_bytes());
-        let _ = c.write_all(&first);
-        let _ = c.write_all(b"\r\n");
-        let chunk = [b"4000\r\n".as_slice(), &[0x5a; 0x4000], b"\r\n"].concat();
-        let mut sent = first.len();
-        while sent < 150 << 20 && c.write_all(&chunk).is_ok() {
-            sent += 0x4000;
-        }
-        sent
-    });
+    let mut first = index;
+    first.extend_from_slice(&[0x5a; 4096]);
+    let (port, server) = endless_answer("Transfer-Encoding: chunked", first);
     let url = format!("http://127.0.0.1:{port}/img.hbi");
     let out = finish(
         bin()
